@@ -1,0 +1,53 @@
+# Every set-up step lives here, so a fresh clone needs only `make run` or `make test`.
+# CI runs `make test` verbatim (.ci/run).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STORE  ?= model_store
+PIP    := $(BIN)/python -m pip --disable-pip-version-check --quiet
+
+.DEFAULT_GOAL := help
+.PHONY: help install install-test demo run check fmt test clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 13) else "Python 3.11-3.13 is required; set PYTHON=python3.X")'
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(PIP) install -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[test]'
+	@touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed  ## create .venv and install the service
+
+install-test: $(VENV)/.installed-test  ## create .venv and install the service with its test tools
+
+demo: install  ## train the demo models (iris, diabetes) into the store if absent
+	$(BIN)/python -m service demo --model-store $(STORE)
+
+run: demo  ## serve the store on 127.0.0.1:5000 with iris as the default model
+	PREDICTION_DEFAULT_MODEL=$${PREDICTION_DEFAULT_MODEL:-iris} \
+		$(BIN)/python -m service serve --model-store $(STORE)
+
+fmt: install-test  ## format and autofix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+check: install-test  ## ruff format --check, ruff check, mypy --strict
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: check  ## lint, type check and run the whole test suite
+	$(BIN)/python -m pytest
+
+clean:  ## remove the virtualenv and caches (the model store stays)
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,88 @@
+"""The one table that maps errors to HTTP responses: ``{"error": "<sentence>"}`` and a status.
+
+Domain errors (``service.errors``) carry no status; this module decides it. Werkzeug's HTTP
+exceptions (404 for unknown routes, 405, 413 from the body limit) get the same JSON shape, and
+anything unexpected becomes a 500 with a generic message: a client never sees a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from quart import Quart
+from quart import Response
+from werkzeug.exceptions import HTTPException
+
+from service.errors import DeadlineExceededError
+from service.errors import InvalidInputError
+from service.errors import ModelNotFoundError
+from service.errors import PredictionError
+from service.errors import ServiceError
+from service.errors import TooManyRowsError
+from service.errors import UnavailableError
+from service.errors import UnsupportedMediaTypeError
+from service.http.responses import json_response
+
+__all__ = ["STATUS_BY_ERROR", "register_error_handlers", "status_for"]
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_ERROR: dict[type[ServiceError], int] = {
+    InvalidInputError: 400,  # includes ModelInputError: the model rejected this request's rows
+    ModelNotFoundError: 404,
+    TooManyRowsError: 413,
+    UnsupportedMediaTypeError: 415,
+    PredictionError: 500,
+    UnavailableError: 503,  # OverloadedError, ShuttingDownError
+    DeadlineExceededError: 504,
+}
+
+# Werkzeug's default descriptions are paragraphs of HTML-era prose; these are one sentence each.
+_HTTP_MESSAGES: dict[int, str] = {
+    404: "No such route.",
+    405: "Method not allowed on this route.",
+    408: "The request body did not arrive in time.",
+    413: "The request body is too large.",
+}
+
+
+def status_for(error: ServiceError) -> int:
+    """The status of ``error``: the entry of its nearest class in the table (500 if none)."""
+    for cls in type(error).__mro__:
+        status = STATUS_BY_ERROR.get(cls)
+        if status is not None:
+            return status
+    return 500
+
+
+def error_response(error: ServiceError) -> Response:
+    """The JSON response for a domain error."""
+    status = status_for(error)
+    headers = {}
+    if isinstance(error, UnavailableError):
+        headers["Retry-After"] = str(error.retry_after_s)
+    if status >= 500 and not isinstance(error, UnavailableError | DeadlineExceededError):
+        log.error("request failed: %s", error)
+    return json_response({"error": str(error)}, status, headers)
+
+
+def register_error_handlers(app: Quart) -> None:
+    """Install the handlers; lookups walk the MRO, so base classes cover their subclasses."""
+
+    @app.errorhandler(ServiceError)
+    async def _service_error(error: ServiceError) -> Response:
+        return error_response(error)
+
+    @app.errorhandler(HTTPException)
+    async def _http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        message = _HTTP_MESSAGES.get(status) or f"{error.name}."
+        response = json_response({"error": message}, status)
+        if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
+            response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+        return response
+
+    @app.errorhandler(Exception)
+    async def _unexpected(error: Exception) -> Response:
+        log.exception("unhandled error", exc_info=error)
+        return json_response({"error": "Internal server error."}, 500)

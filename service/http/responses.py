@@ -1,0 +1,58 @@
+"""JSON in and out: one fast encoder (orjson) and one way to read a JSON body."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import orjson
+from quart import Request
+from quart import Response
+
+from service.errors import InvalidInputError
+from service.errors import UnsupportedMediaTypeError
+
+__all__ = ["json_response", "read_json"]
+
+JSON_MIMETYPE = "application/json"
+
+
+def json_response(
+    payload: object, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    """Serialize ``payload`` with orjson (numpy arrays included) into a JSON response."""
+    body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(body, status=status, headers=dict(headers or {}), mimetype=JSON_MIMETYPE)
+
+
+def _is_json(mimetype: str) -> bool:
+    return mimetype == JSON_MIMETYPE or (
+        mimetype.startswith("application/") and mimetype.endswith("+json")
+    )
+
+
+async def read_json(request: Request, *, content_type_required: bool = True) -> object:
+    """Decode the request body as JSON.
+
+    Args:
+        request: the current request.
+        content_type_required: the Flask routes require ``application/json`` as Flask does;
+            the V2 routes also take a body with no Content-Type (tritonclient sends none).
+
+    Raises:
+        UnsupportedMediaTypeError: a Content-Type that is not JSON (or none, when required).
+        InvalidInputError: the body is not valid UTF-8 JSON.
+        RequestEntityTooLarge: the body is over ``MAX_CONTENT_LENGTH`` (Quart raises it).
+    """
+    mimetype = request.mimetype
+    if mimetype:
+        if not _is_json(mimetype):
+            raise UnsupportedMediaTypeError(request.content_type)
+    elif content_type_required:
+        raise UnsupportedMediaTypeError(None)
+    body = await request.get_data(cache=False)
+    if not body:
+        raise InvalidInputError("The body is empty; send a JSON document.")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise InvalidInputError(f"The body is not valid JSON: {error.msg}.") from None

@@ -1,0 +1,37 @@
+"""The runtime objects one app owns, kept in one typed place on the app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from quart import Quart
+from quart import current_app
+
+from service.metrics import Metrics
+from service.models import ModelRegistry
+from service.settings import Settings
+
+__all__ = ["AppState", "get_state"]
+
+_EXTENSION_KEY = "prediction_service"
+
+
+@dataclass(slots=True)
+class AppState:
+    """Settings, the model registry, the metrics and the serving flags of one app."""
+
+    settings: Settings
+    registry: ModelRegistry
+    metrics: Metrics
+    draining: bool = False
+    """Set on SIGTERM: readiness turns 503 while accepted requests finish."""
+
+    def attach(self, app: Quart) -> None:
+        app.extensions[_EXTENSION_KEY] = self
+
+
+def get_state(app: Quart | None = None) -> AppState:
+    """The state of ``app`` (default: the app handling the current request)."""
+    target = app if app is not None else current_app
+    state: AppState = target.extensions[_EXTENSION_KEY]
+    return state

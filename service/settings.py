@@ -1,0 +1,209 @@
+"""The service's one frozen settings object, and the only reader of ``PREDICTION_*`` variables.
+
+Every setting has an environment variable ``PREDICTION_<FIELD NAME IN UPPER CASE>`` and some a
+CLI flag; the CLI's values win over the environment's. A bad value stops start-up with one line
+naming the variable and the value (:class:`SettingsError`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError"]
+
+ENV_PREFIX = "PREDICTION_"
+
+# Unit constants, so defaults read as what they mean (Hypercorn's config does the same).
+SECONDS = 1.0
+MILLISECONDS = 1
+BYTES = 1
+MIB = 1024 * 1024 * BYTES
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class SettingsError(ValueError):
+    """Raised when a setting has a value that cannot be used; the message is one line."""
+
+    def __init__(self, name: str, value: object, expected: str) -> None:
+        super().__init__(f"{ENV_PREFIX}{name.upper()} has value {value!r}; expected {expected}.")
+        self.name = name
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Everything the service can be configured with, validated on construction."""
+
+    host: str = "127.0.0.1"
+    """Interface to bind; ``0.0.0.0`` in containers."""
+    port: int = 5000
+    """TCP port to listen on."""
+    workers: int = 1
+    """Server processes; each has its own batchers (so more workers means smaller batches)."""
+    model_store: Path = Path("model_store")
+    """Root of the model store (``<name>/<version>/model.joblib`` + ``model.json``)."""
+    default_model: str | None = None
+    """Model that ``/predict`` uses when no ``model`` is named; unset with one model: that one."""
+    max_batch_rows: int = 256
+    """Most rows in one model call."""
+    max_wait_ms: float = 0.0 * MILLISECONDS
+    """How long a batch may wait for more rows after its oldest row; 0 dispatches at once."""
+    max_queue_rows: int = 2048
+    """Rows queued per model version before requests are shed with 503."""
+    max_concurrent_batches: int = 1
+    """Model calls of one model version that may run at the same time."""
+    max_request_rows: int = 1024
+    """Most rows one request may carry (413 beyond)."""
+    max_body_bytes: int = 4 * MIB
+    """Largest request body accepted (413 beyond)."""
+    request_timeout_ms: float = 30_000.0 * MILLISECONDS
+    """Deadline of a request; ``X-Request-Timeout-Ms`` can only shorten it."""
+    reload_interval_s: float = 10.0 * SECONDS
+    """How often the store is polled for new versions; 0 turns hot reload off."""
+    allow_version_mismatch: bool = False
+    """Load artifacts made with another scikit-learn version (with a warning)."""
+    admin_token: str | None = field(default=None, repr=False)
+    """Bearer token for the model repository API; unset, those routes answer 403."""
+    drain_s: float = 0.0 * SECONDS
+    """After SIGTERM, how long to keep serving with readiness off before closing."""
+    graceful_timeout_s: float = 30.0 * SECONDS
+    """How long accepted requests may take to finish once the server is closing."""
+    keep_alive_s: float = 75.0 * SECONDS
+    """Idle keep-alive connection timeout (longer than typical load balancers' 60 s)."""
+    log_level: str = "INFO"
+    """Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL."""
+    access_log: bool = True
+    """Write one JSON access-log line per request."""
+
+    def __post_init__(self) -> None:
+        _check(self.port, "port", lambda v: 0 <= v <= 65535, "an integer from 0 to 65535")
+        _check(self.workers, "workers", lambda v: 1 <= v <= 64, "an integer from 1 to 64")
+        for name in ("max_batch_rows", "max_queue_rows", "max_concurrent_batches"):
+            _check(getattr(self, name), name, lambda v: v >= 1, "a positive integer")
+        _check(self.max_request_rows, "max_request_rows", lambda v: v >= 1, "a positive integer")
+        _check(self.max_body_bytes, "max_body_bytes", lambda v: v >= 1, "a positive integer")
+        for name in ("max_wait_ms", "reload_interval_s", "drain_s"):
+            _check(getattr(self, name), name, _finite_non_negative, "a number >= 0")
+        for name in ("request_timeout_ms", "graceful_timeout_s", "keep_alive_s"):
+            _check(getattr(self, name), name, _finite_positive, "a number > 0")
+        _check(self.log_level, "log_level", lambda v: v in _LOG_LEVELS, " | ".join(_LOG_LEVELS))
+        if self.max_queue_rows < self.max_batch_rows:
+            raise SettingsError(
+                "max_queue_rows",
+                self.max_queue_rows,
+                f"at least PREDICTION_MAX_BATCH_ROWS ({self.max_batch_rows})",
+            )
+        if self.max_queue_rows < self.max_request_rows:
+            # Otherwise a request at the row limit could never be admitted.
+            raise SettingsError(
+                "max_queue_rows",
+                self.max_queue_rows,
+                f"at least PREDICTION_MAX_REQUEST_ROWS ({self.max_request_rows})",
+            )
+        if self.admin_token is not None and len(self.admin_token) < 16:
+            raise SettingsError("admin_token", "<hidden>", "at least 16 characters")
+
+    @property
+    def max_wait_s(self) -> float:
+        """``max_wait_ms`` in seconds, as the batcher takes it."""
+        return self.max_wait_ms / 1000
+
+    @property
+    def request_timeout_s(self) -> float:
+        """``request_timeout_ms`` in seconds."""
+        return self.request_timeout_ms / 1000
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str], overrides: Mapping[str, object] | None = None
+    ) -> Settings:
+        """Build settings from ``PREDICTION_*`` variables, then apply ``overrides`` (CLI flags).
+
+        Args:
+            environ: the environment to read (``os.environ``; tests pass a dict).
+            overrides: field name -> already typed value; ``None`` values are ignored.
+
+        Raises:
+            SettingsError: a variable or override has a value that cannot be used.
+        """
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = _parse(f.name, raw, _FIELD_TYPES[f.name])
+        for name, value in (overrides or {}).items():
+            if name not in _FIELD_TYPES:
+                raise TypeError(f"unknown setting {name!r}")
+            if value is not None:
+                values[name] = value
+        return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        """The ``PREDICTION_*`` variables that rebuild these settings in a worker process."""
+        env: dict[str, str] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+            env[ENV_PREFIX + f.name.upper()] = text
+        return env
+
+
+def _finite_non_negative(value: float) -> bool:
+    return math.isfinite(value) and value >= 0
+
+
+def _finite_positive(value: float) -> bool:
+    return math.isfinite(value) and value > 0
+
+
+def _check(value: Any, name: str, ok: Callable[[Any], bool], expected: str) -> None:
+    if not ok(value):
+        raise SettingsError(name, value, expected)
+
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+# The annotation of each field, resolved once (the class uses postponed annotations).
+_FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for f in dataclasses.fields(Settings)}
+
+
+def _parse(name: str, raw: str, annotation: str) -> object:
+    text = raw.strip()
+    optional = annotation.endswith("| None")
+    if optional and text == "":
+        return None
+    kind = annotation.removesuffix(" | None")
+    if kind == "int":
+        try:
+            return int(text)
+        except ValueError:
+            raise SettingsError(name, raw, "an integer") from None
+    if kind == "float":
+        try:
+            return float(text)
+        except ValueError:
+            raise SettingsError(name, raw, "a number") from None
+    if kind == "bool":
+        lowered = text.lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise SettingsError(name, raw, "true or false")
+    if kind == "Path":
+        if not text:
+            raise SettingsError(name, raw, "a directory path")
+        return Path(text)
+    if name == "log_level":
+        return text.upper()
+    return text

@@ -1,0 +1,35 @@
+"""The model store: versioned scikit-learn artifacts with manifests, verified before loading.
+
+The bottom layer of the service: it imports nothing from the rest of ``service``, nor Quart,
+asyncio or prometheus_client, and its errors are for callers to log and count.
+"""
+
+from __future__ import annotations
+
+from service.store.errors import ArtifactError
+from service.store.errors import ChecksumMismatchError
+from service.store.errors import ManifestError
+from service.store.errors import StoreError
+from service.store.errors import StoreLayoutError
+from service.store.errors import VersionMismatchError
+from service.store.manifest import Manifest
+from service.store.manifest import Task
+from service.store.store import ARTIFACT_FILE
+from service.store.store import MANIFEST_FILE
+from service.store.store import LoadedArtifact
+from service.store.store import ModelStore
+
+__all__ = [
+    "ARTIFACT_FILE",
+    "MANIFEST_FILE",
+    "ArtifactError",
+    "ChecksumMismatchError",
+    "LoadedArtifact",
+    "Manifest",
+    "ManifestError",
+    "ModelStore",
+    "StoreError",
+    "StoreLayoutError",
+    "Task",
+    "VersionMismatchError",
+]

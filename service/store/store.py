@@ -1,0 +1,442 @@
+"""The on-disk model store: ``<root>/<name>/<version>/{model.joblib,model.json}``.
+
+It lists names and versions, verifies and loads one version, and registers new versions
+atomically. It never decides which version to serve; callers do (latest is ``versions()[-1]``).
+
+Security: a joblib artifact is a pickle and runs code when loaded. The store only unpickles bytes
+whose sha256 matches the manifest, and it is meant for artifacts the operator put there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import io
+import os
+import re
+import secrets
+import shutil
+import threading
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from typing import Final
+
+import joblib
+import sklearn
+from sklearn.exceptions import InconsistentVersionWarning
+
+from service.store.errors import ArtifactError
+from service.store.errors import ChecksumMismatchError
+from service.store.errors import ManifestError
+from service.store.errors import StoreLayoutError
+from service.store.errors import VersionMismatchError
+from service.store.manifest import ARTIFACT_FILE
+from service.store.manifest import MANIFEST_FILE
+from service.store.manifest import NAME_PATTERN
+from service.store.manifest import Manifest
+from service.store.manifest import utc_now
+
+__all__ = ["ARTIFACT_FILE", "MANIFEST_FILE", "LoadedArtifact", "ModelStore"]
+
+# A version directory is a positive integer without leading zeros, so "01" and "1" can never
+# both claim version 1.
+_VERSION_DIR: Final = re.compile(r"[1-9][0-9]*")
+_TEMP_PREFIX: Final = ".tmp-"
+# Each failed rename means another writer took that number; give up rather than spin forever.
+_MAX_REGISTER_ATTEMPTS: Final = 100
+# warnings.catch_warnings swaps process-global state; loads run in worker threads, so two
+# unguarded loads could restore each other's filters or lose each other's warnings.
+_WARNINGS_LOCK: Final = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedArtifact:
+    """A verified, unpickled model version."""
+
+    manifest: Manifest
+    model: Any
+    version_mismatch: bool
+    """True when it was loaded although made with another scikit-learn version."""
+
+
+def _is_version(value: object) -> bool:
+    # Checked at run time too: a bool or a float would build a path like ".../True".
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _unpickle(data: bytes, *, name: str, version: int | None) -> tuple[Any, str | None]:
+    """Unpickle ``data``; return the object and the scikit-learn version it was pickled with
+    when scikit-learn reported a different one (else None).
+    """
+    with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
+        # "always": a warning already shown once (e.g. an earlier load) must still be recorded.
+        warnings.simplefilter("always")
+        try:
+            model = joblib.load(io.BytesIO(data))
+        except Exception as err:
+            raise ArtifactError(
+                f"the artifact cannot be unpickled: {type(err).__name__}: {err}",
+                name=name,
+                version=version,
+            ) from err
+    pickled_version: str | None = None
+    for record in caught:
+        if isinstance(record.message, InconsistentVersionWarning):
+            pickled_version = record.message.original_sklearn_version
+        else:
+            # Other warnings were only captured as a side effect; hand them back to the caller's
+            # filters instead of swallowing them.
+            warnings.warn_explicit(record.message, record.category, record.filename, record.lineno)
+    return model, pickled_version
+
+
+def _check_model(model: object, manifest: Manifest) -> None:
+    for output in manifest.outputs:
+        if not callable(getattr(model, output, None)):
+            raise ArtifactError(
+                f"the unpickled {type(model).__name__} has no callable {output}()",
+                name=manifest.name,
+                version=manifest.version,
+            )
+    n_features_in: object = getattr(model, "n_features_in_", None)
+    if n_features_in is not None and n_features_in != manifest.n_features:
+        raise ArtifactError(
+            f"the model expects {n_features_in} features but the manifest says "
+            f"{manifest.n_features}",
+            name=manifest.name,
+            version=manifest.version,
+        )
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with path.open("wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    # Makes the rename itself durable; without it a crash can lose a version that was reported
+    # as registered. Best effort: the version is already visible, so failing now would report
+    # a registered version as not registered (and some filesystems refuse fsync on a directory).
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class ModelStore:
+    """A directory of named, versioned scikit-learn artifacts with their manifests.
+
+    Args:
+        root: The store's directory; it need not exist until something is registered.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self._root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"ModelStore({str(self._root)!r})"
+
+    @property
+    def root(self) -> Path:
+        """The store's directory."""
+        return self._root
+
+    def names(self) -> list[str]:
+        """Return the model names in the store, sorted; [] if the root does not exist.
+
+        Only directories whose name is a valid model name count, so files, hidden entries and
+        stray directories are ignored.
+
+        Raises:
+            StoreLayoutError: If the root exists but cannot be listed (e.g. it is a file).
+        """
+        return sorted(
+            entry.name
+            for entry in self._entries(self._root)
+            if NAME_PATTERN.fullmatch(entry.name) and entry.is_dir()
+        )
+
+    def versions(self, name: str) -> list[int]:
+        """Return the versions of ``name`` in ascending order; [] if it has none.
+
+        Only directories named as a positive integer without leading zeros count; temp
+        directories of unfinished registrations and anything else are skipped. The versions
+        are not verified: call :meth:`verify` or :meth:`load` for that.
+
+        Raises:
+            StoreLayoutError: If ``name`` is not a valid model name or its path is not a directory.
+        """
+        model_dir = self._model_dir(name)
+        return sorted(
+            int(entry.name)
+            for entry in self._entries(model_dir, name=name)
+            if _VERSION_DIR.fullmatch(entry.name) and entry.is_dir()
+        )
+
+    def read_manifest(self, name: str, version: int) -> Manifest:
+        """Read and validate the manifest of one version.
+
+        Raises:
+            ManifestError: If it is missing, unreadable or invalid, or its name or version differ
+                from the directory it is in.
+            StoreLayoutError: If ``name`` or ``version`` is not valid.
+        """
+        path = self._version_dir(name, version) / MANIFEST_FILE
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ManifestError(f"manifest {path} is missing", name=name, version=version) from None
+        except OSError as err:
+            raise ManifestError(
+                f"manifest {path} cannot be read: {err}", name=name, version=version
+            ) from err
+        try:
+            manifest = Manifest.from_json(data, source=str(path))
+        except ManifestError as err:
+            if (err.name, err.version) == (name, version):
+                raise
+            # The directory, not the file's content, is what callers asked about.
+            raise ManifestError(err.detail, name=name, version=version) from err
+        if (manifest.name, manifest.version) != (name, version):
+            raise ManifestError(
+                f"manifest {path} is for model '{manifest.name}' version {manifest.version}",
+                name=name,
+                version=version,
+            )
+        return manifest
+
+    def verify(self, name: str, version: int) -> Manifest:
+        """Check one version without unpickling it: manifest, checksum and scikit-learn version.
+
+        Raises:
+            ManifestError: If the manifest is missing or invalid.
+            ArtifactError: If the artifact is missing or unreadable.
+            ChecksumMismatchError: If the artifact's sha256 differs from the manifest's.
+            VersionMismatchError: If the manifest names another scikit-learn version.
+        """
+        manifest, _ = self._read_verified(name, version, allow_version_mismatch=False)
+        return manifest
+
+    def load(
+        self, name: str, version: int, *, allow_version_mismatch: bool = False
+    ) -> LoadedArtifact:
+        """Verify and unpickle one version.
+
+        The artifact is read once; the bytes whose sha256 was checked are the bytes unpickled.
+
+        Args:
+            name: The model's name.
+            version: The version to load.
+            allow_version_mismatch: Load an artifact made with another scikit-learn version
+                (by its manifest or by scikit-learn's ``InconsistentVersionWarning``) instead of
+                refusing it; the result then has ``version_mismatch=True``.
+
+        Raises:
+            ManifestError: If the manifest is missing or invalid.
+            ChecksumMismatchError: If the artifact's sha256 differs from the manifest's.
+            VersionMismatchError: If the artifact was made with another scikit-learn version and
+                ``allow_version_mismatch`` is false.
+            ArtifactError: If the artifact is missing or does not unpickle into a model with the
+                manifest's outputs and number of features.
+        """
+        manifest, data = self._read_verified(
+            name, version, allow_version_mismatch=allow_version_mismatch
+        )
+        mismatch = manifest.framework_version != sklearn.__version__
+        model, pickled_version = _unpickle(data, name=name, version=version)
+        if pickled_version is not None:
+            # The manifest may be wrong about the version; scikit-learn's own check is the truth.
+            if not allow_version_mismatch:
+                raise VersionMismatchError(
+                    name=name,
+                    version=version,
+                    artifact_version=pickled_version,
+                    running_version=sklearn.__version__,
+                )
+            mismatch = True
+        _check_model(model, manifest)
+        return LoadedArtifact(manifest=manifest, model=model, version_mismatch=mismatch)
+
+    def register(
+        self, artifact: Path, name: str, *, feature_names: Sequence[str] | None = None
+    ) -> Manifest:
+        """Add a joblib artifact as the next version of ``name``, with its manifest, atomically.
+
+        The new version appears under its final name complete or not at all; if another writer
+        takes the same number first, the next free number is used.
+
+        Args:
+            artifact: Path of the joblib file to copy into the store.
+            name: The model's name; created if new.
+            feature_names: Names of the input columns (see :meth:`Manifest.describe`).
+
+        Returns:
+            The manifest written, whose ``version`` is the number assigned.
+
+        Raises:
+            StoreLayoutError: If ``name`` is not valid or the version cannot be written.
+            ArtifactError: If the file is missing, does not unpickle, has no ``predict`` or is
+                not fitted.
+            VersionMismatchError: If it was made with another scikit-learn version.
+            ManifestError: If ``feature_names`` does not match the model's number of features.
+        """
+        self._check_name(name)
+        try:
+            data = Path(artifact).read_bytes()
+        except OSError as err:
+            raise ArtifactError(f"cannot read {artifact}: {err}", name=name) from err
+        return self._register_bytes(data, name, feature_names=feature_names)
+
+    def save(
+        self, model: object, name: str, *, feature_names: Sequence[str] | None = None
+    ) -> Manifest:
+        """Dump a fitted model with joblib and register it as the next version of ``name``.
+
+        Raises the same errors as :meth:`register`.
+        """
+        self._check_name(name)
+        buffer = io.BytesIO()
+        try:
+            joblib.dump(model, buffer)
+        except Exception as err:
+            raise ArtifactError(
+                f"the {type(model).__name__} cannot be pickled: {err}", name=name
+            ) from err
+        return self._register_bytes(buffer.getvalue(), name, feature_names=feature_names)
+
+    def _register_bytes(
+        self, data: bytes, name: str, *, feature_names: Sequence[str] | None
+    ) -> Manifest:
+        model, pickled_version = _unpickle(data, name=name, version=None)
+        if pickled_version is not None:
+            # Registering it would write a manifest claiming the running version.
+            raise VersionMismatchError(
+                name=name,
+                version=None,
+                artifact_version=pickled_version,
+                running_version=sklearn.__version__,
+            )
+        if not callable(getattr(model, "predict", None)):
+            raise ArtifactError(
+                f"the artifact holds a {type(model).__name__}, which has no predict()", name=name
+            )
+        manifest = Manifest.describe(
+            model,
+            name=name,
+            version=self._next_version(name),
+            sha256=_sha256(data),
+            feature_names=feature_names,
+            created_at=utc_now(),
+        )
+        _check_model(model, manifest)
+        model_dir = self._model_dir(name)
+        temp_dir = model_dir / f"{_TEMP_PREFIX}{secrets.token_hex(8)}"
+        try:
+            model_dir.mkdir(parents=True, exist_ok=True)
+            # mkdir, not tempfile.mkdtemp: mkdtemp's mode 0o700 would survive the rename and
+            # hide the version from a server running as another user.
+            temp_dir.mkdir()
+            return self._publish(temp_dir, data, manifest)
+        except OSError as err:
+            raise StoreLayoutError(
+                f"cannot write a new version under {model_dir}: {err}", name=name
+            ) from err
+        finally:
+            # After a successful rename there is nothing left to remove.
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+    def _publish(self, temp_dir: Path, data: bytes, manifest: Manifest) -> Manifest:
+        """Fill ``temp_dir`` and rename it to the manifest's version, or the next free one."""
+        model_dir = temp_dir.parent
+        _write_synced(temp_dir / manifest.artifact, data)
+        for _ in range(_MAX_REGISTER_ATTEMPTS):
+            _write_synced(temp_dir / MANIFEST_FILE, manifest.to_json())
+            try:
+                # rename(2) is atomic, and it fails rather than merge into a non-empty directory.
+                temp_dir.rename(model_dir / str(manifest.version))
+            except OSError as err:
+                if err.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                    raise
+                # Another writer took this number between listing and renaming (or a stray
+                # file squats on it, which versions() does not list).
+                version = max(manifest.version + 1, self._next_version(manifest.name))
+                manifest = replace(manifest, version=version)
+                continue
+            _fsync_dir(model_dir)
+            return manifest
+        raise StoreLayoutError(
+            f"gave up after {_MAX_REGISTER_ATTEMPTS} version numbers were taken by other writers",
+            name=manifest.name,
+        )
+
+    def _next_version(self, name: str) -> int:
+        existing = self.versions(name)
+        return existing[-1] + 1 if existing else 1
+
+    def _check_name(self, name: str) -> None:
+        if NAME_PATTERN.fullmatch(name) is None:
+            raise StoreLayoutError(
+                f"invalid model name {name!r}: it must match {NAME_PATTERN.pattern}"
+            )
+
+    def _model_dir(self, name: str) -> Path:
+        self._check_name(name)
+        return self._root / name
+
+    def _version_dir(self, name: str, version: int) -> Path:
+        model_dir = self._model_dir(name)
+        if not _is_version(version):
+            raise StoreLayoutError(
+                f"invalid version {version!r}: it must be a positive integer", name=name
+            )
+        return model_dir / str(version)
+
+    def _entries(self, directory: Path, *, name: str | None = None) -> list[os.DirEntry[str]]:
+        try:
+            with os.scandir(directory) as entries:
+                return list(entries)
+        except FileNotFoundError:
+            return []
+        except OSError as err:
+            raise StoreLayoutError(f"cannot list {directory}: {err}", name=name) from err
+
+    def _read_verified(
+        self, name: str, version: int, *, allow_version_mismatch: bool
+    ) -> tuple[Manifest, bytes]:
+        manifest = self.read_manifest(name, version)
+        path = self._version_dir(name, version) / manifest.artifact
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ArtifactError(f"artifact {path} is missing", name=name, version=version) from None
+        except OSError as err:
+            raise ArtifactError(
+                f"artifact {path} cannot be read: {err}", name=name, version=version
+            ) from err
+        actual = _sha256(data)
+        if actual != manifest.sha256:
+            raise ChecksumMismatchError(
+                name=name, version=version, expected=manifest.sha256, actual=actual
+            )
+        if manifest.framework_version != sklearn.__version__ and not allow_version_mismatch:
+            # Refused before unpickling: an old pickle may not even load, or load subtly wrong.
+            raise VersionMismatchError(
+                name=name,
+                version=version,
+                artifact_version=manifest.framework_version,
+                running_version=sklearn.__version__,
+            )
+        return manifest, data

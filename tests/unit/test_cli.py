@@ -1,0 +1,100 @@
+"""The command line: demo, register and verify (serve is covered by the real-server tests)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import joblib
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from service.cli import main
+from service.store import ModelStore
+
+
+def test_demo_builds_then_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """demo writes iris and diabetes once; a second run writes nothing."""
+    store = tmp_path / "store"
+
+    assert 0 == main(["demo", "--model-store", str(store)])
+    assert 0 == main(["demo", "--model-store", str(store)])
+
+    out = capsys.readouterr().out
+    assert "wrote iris version 1" in out
+    assert "demo models already in" in out
+    assert [1] == ModelStore(store).versions("iris")
+
+
+def test_register_adds_next_version(
+    tmp_path: Path, store_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """register adds an artifact as the next version, with feature names from the flag."""
+    model = LogisticRegression().fit([[0, 0], [1, 1], [0, 1], [1, 0]], [0, 1, 1, 0])
+    artifact = tmp_path / "lr.joblib"
+    joblib.dump(model, artifact)
+
+    code = main(
+        [
+            "register",
+            str(artifact),
+            "--name",
+            "iris",
+            "--feature-names",
+            "x, y",
+            "--model-store",
+            str(store_root),
+        ]
+    )
+
+    assert 0 == code
+    assert "registered iris version 2" in capsys.readouterr().out
+    assert ("x", "y") == ModelStore(store_root).read_manifest("iris", 2).feature_names
+
+
+def test_register_refuses_non_model(
+    tmp_path: Path, store_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """register refuses a file that is not a model, exit 1, and adds no version."""
+    artifact = tmp_path / "junk.joblib"
+    artifact.write_bytes(b"not a pickle")
+
+    code = main(["register", str(artifact), "--name", "iris", "--model-store", str(store_root)])
+
+    assert 1 == code
+    assert capsys.readouterr().err.startswith("error: ")
+    assert [1] == ModelStore(store_root).versions("iris")
+
+
+def test_verify_passes_clean_store(store_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """verify exits 0 when every version checks out."""
+    assert 0 == main(["verify", "--model-store", str(store_root)])
+    assert "all 2 versions verified" in capsys.readouterr().out
+
+
+def test_verify_names_each_bad_version(
+    store_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """verify exits 1 and names every version whose checksum or manifest is bad."""
+    (store_root / "iris" / "1" / "model.joblib").write_bytes(b"tampered")
+    manifest = store_root / "diabetes" / "1" / "model.json"
+    manifest.write_text(
+        json.dumps({**json.loads(manifest.read_text()), "framework_version": "0.1"})
+    )
+
+    code = main(["verify", "--model-store", str(store_root)])
+
+    out = capsys.readouterr().out
+    assert 1 == code
+    assert "BAD iris version 1" in out
+    assert "BAD diabetes version 1" in out
+
+
+def test_bad_setting_is_one_line_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad PREDICTION_* variable is reported in one line with exit code 2."""
+    monkeypatch.setenv("PREDICTION_MODEL_STORE", "")
+
+    assert 2 == main(["verify"])
+    assert "PREDICTION_MODEL_STORE has value ''" in capsys.readouterr().err
