@@ -5,10 +5,13 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STORE  ?= model_store
+DOCKER  ?= docker
+IMAGE   ?= prediction-service
+VERSION ?= $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' service/__init__.py)
 PIP    := $(BIN)/python -m pip --disable-pip-version-check --quiet
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-test demo run check fmt test clean
+.PHONY: help install install-test demo run check fmt tools test docker-build docker-run clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -46,8 +49,19 @@ check: install-test  ## ruff format --check, ruff check, mypy --strict
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: check  ## lint, type check and run the whole test suite
+tools:  ## install the system tools the tests need (prometheus, promtool, wrk; as root)
+	bash scripts/install-tools
+
+test: check tools  ## lint, type check and run the whole test suite
 	$(BIN)/python -m pytest
+
+docker-build:  ## build the image $(IMAGE):$(VERSION) (DOCKER=podman works too)
+	$(DOCKER) build --build-arg VERSION=$(VERSION) \
+		--build-arg SOURCE_URL="$$(git remote get-url origin 2>/dev/null)" \
+		-t $(IMAGE):$(VERSION) -t $(IMAGE):latest .
+
+docker-run: demo  ## run the image on :5000 with ./model_store mounted read-only at /models
+	$(DOCKER) run --rm -p 5000:5000 -v "$(CURDIR)/$(STORE):/models:ro" $(IMAGE):$(VERSION)
 
 clean:  ## remove the virtualenv and caches (the model store stays)
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -335,15 +335,18 @@ class MicroBatcher:
             self._wakeup.set()
 
     def _give_up(self, request: _Request) -> None:
-        """Forget a request whose caller stopped waiting (deadline or cancellation)."""
-        if not request.future.done():
-            request.future.cancel()
+        """Forget a request whose caller stopped waiting (deadline or cancellation).
+
+        Its future is done already (cancelling the task that awaited it cancelled it), so the
+        dispatcher and the running batches skip it from now on.
+        """
         self._drop(request)
         self._abandon_hung_batches()
 
     def _drop(self, request: _Request) -> None:
         """Take a request's remaining rows out of the queue, if it still has any there."""
         if request.queued:
+            # O(queue length), but deadlines tend to expire in arrival order, near the head.
             self._queue.remove(request)
             self._queued_rows -= request.queued
             request.queued = 0
@@ -503,13 +506,10 @@ class MicroBatcher:
     async def _call_model(self, parts: list[NDArray[Any]], rows: int) -> NDArray[Any] | Exception:
         """Run the model on ``parts`` in the executor; return its checked output or its error."""
         started_at = self._loop.time()
-        try:
-            output = await self._loop.run_in_executor(self._executor, self._predict_rows, parts)
-        except asyncio.CancelledError:
-            raise  # abandoned: not the model's failure
-        except Exception as error:
+        output = await self._loop.run_in_executor(self._executor, self._predict_rows, parts)
+        if isinstance(output, Exception):
             self._observer.batch_finished(rows, self._loop.time() - started_at, ok=False)
-            return error
+            return output
         ok = output.ndim > 0 and len(output) == rows
         self._observer.batch_finished(rows, self._loop.time() - started_at, ok=ok)
         if ok:
@@ -520,10 +520,17 @@ class MicroBatcher:
         )
         return _WrongRowCountError()
 
-    def _predict_rows(self, parts: list[NDArray[Any]]) -> NDArray[Any]:
-        """Run in a worker thread: the batch's one concatenate, then the model call."""
-        rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        return np.asarray(self._predict(rows))
+    def _predict_rows(self, parts: list[NDArray[Any]]) -> NDArray[Any] | Exception:
+        """Run in a worker thread: the batch's one concatenate, then the model call.
+
+        The model's exception is returned rather than raised: it is an outcome to route to the
+        batch's callers, not a failure of the batcher.
+        """
+        try:
+            rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            return np.asarray(self._predict(rows))
+        except Exception as error:
+            return error
 
     def _client_error(self, error: Exception) -> Callable[[], ServiceError]:
         """Map a failed model call to a factory of client errors (one instance per future)."""
@@ -553,6 +560,7 @@ class MicroBatcher:
             future.set_result(np.concatenate([chunk for _, chunk in request.chunks]))
 
     def _fail(self, request: _Request, error: ServiceError) -> None:
+        # As in _answer: a caller that gave up left a cancelled future.
         if not request.future.done():
             request.future.set_exception(error)
 
@@ -582,10 +590,8 @@ class MicroBatcher:
         if self._queued_rows:
             self._queued_rows = 0
             self._observer.queue_depth(0)
-        for request in unanswered:
+        for request in unanswered:  # a request may be both running (a chunk) and queued
             self._fail(request, ShuttingDownError())
-        if self._timer is not None:
-            tasks.append(self._timer)
         self._reset_timer()
         if self._dispatcher is not None:
             tasks.append(self._dispatcher)

@@ -9,6 +9,8 @@ responses. The tree::
     ├── UnsupportedMediaTypeError the body is not declared as JSON
     ├── TooManyRowsError          more rows than one request may carry
     ├── ModelNotFoundError        no loaded model or version by that name
+    ├── AuthenticationError       the admin routes' bearer token is missing or wrong
+    ├── ForbiddenError            the admin routes are off (no token configured)
     ├── UnavailableError          the server cannot take the request now (retry later)
     │   ├── OverloadedError       the batch queue is full (load shedding)
     │   └── ShuttingDownError     the server is draining or not ready
@@ -22,7 +24,9 @@ Store errors (loading, verifying, registering artifacts) live in
 from __future__ import annotations
 
 __all__ = [
+    "AuthenticationError",
     "DeadlineExceededError",
+    "ForbiddenError",
     "InvalidInputError",
     "ModelInputError",
     "ModelNotFoundError",
@@ -76,6 +80,22 @@ class ModelNotFoundError(ServiceError):
         else:
             message = f"Version {version} of model '{name}' is not loaded."
         super().__init__(message)
+
+
+class AuthenticationError(ServiceError):
+    """Raised when an admin request's bearer token is missing or does not match."""
+
+    def __init__(self) -> None:
+        super().__init__("A valid 'Authorization: Bearer <token>' header is required.")
+
+
+class ForbiddenError(ServiceError):
+    """Raised for admin requests while no admin token is configured (the routes are off)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The model repository API is disabled; set PREDICTION_ADMIN_TOKEN to enable it."
+        )
 
 
 class UnavailableError(ServiceError):

@@ -80,6 +80,8 @@ async def _serve_one(settings: Settings, config: Config) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
+    # SIGHUP re-reads the store at once instead of waiting for the next poll.
+    loop.add_signal_handler(signal.SIGHUP, get_state(app).registry.request_reload)
     await hypercorn_serve(app, config, shutdown_trigger=stop.wait)
     log.info("server stopped")
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -95,3 +98,77 @@ def serve_process(
         if process.poll() is None:
             process.kill()
             process.wait(10)
+
+
+def require_tool(name: str) -> str:
+    """The path of ``name``; fails (never skips) when it is missing, saying how to install it."""
+    path = shutil.which(name)
+    if path is None:
+        raise AssertionError(f"{name} is not installed; run scripts/install-tools (as root)")
+    return path
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One request of a load run: when it was sent, and what came back (or the error)."""
+
+    sent_at: float
+    status: int | None
+    model_version: str | None = None
+    error: str | None = None
+    retry_after: str | None = None
+
+
+async def load(
+    url: str,
+    *,
+    connections: int,
+    duration_s: float,
+    max_requests: int,
+    json_body: object,
+    path: str = "/predict",
+    stop: asyncio.Event | None = None,
+    timeout_s: float = 30.0,
+) -> list[Reply]:
+    """Send requests over ``connections`` keep-alive connections until time, count or ``stop``.
+
+    Bounded in count (``max_requests``) and time (``duration_s``); errors are recorded, not
+    raised, so a test can assert on every reply.
+    """
+    deadline = time.monotonic() + duration_s
+    replies: list[Reply] = []
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while (
+            time.monotonic() < deadline
+            and len(replies) < max_requests
+            and not (stop is not None and stop.is_set())
+        ):
+            sent_at = time.monotonic()
+            try:
+                response = await client.post(path, json=json_body)
+            except httpx.HTTPError as error:
+                replies.append(Reply(sent_at, None, error=f"{type(error).__name__}: {error}"))
+                continue
+            replies.append(
+                Reply(
+                    sent_at,
+                    response.status_code,
+                    response.headers.get("X-Model-Version"),
+                    retry_after=response.headers.get("Retry-After"),
+                )
+            )
+
+    # A client per connection: httpcore's pool does work quadratic in its connections. They
+    # share one SSL context, which httpx would otherwise build (slowly) per client.
+    tls = ssl.create_default_context()
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    clients = [
+        httpx.AsyncClient(base_url=url, timeout=timeout_s, limits=limits, verify=tls)
+        for _ in range(connections)
+    ]
+    try:
+        await asyncio.gather(*(worker(client) for client in clients))
+    finally:
+        await asyncio.gather(*(client.aclose() for client in clients))
+    return replies

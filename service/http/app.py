@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -16,7 +18,11 @@ from quart import g
 from quart import request
 
 from service.http import flask_routes
+from service.http import openapi
 from service.http import ops
+from service.http import repository
+from service.http import v1
+from service.http import v2
 from service.http.errors import register_error_handlers
 from service.http.state import AppState
 from service.http.state import get_state
@@ -68,6 +74,10 @@ def create_app(
     register_error_handlers(app)
     app.register_blueprint(ops.blueprint)
     app.register_blueprint(flask_routes.blueprint)
+    app.register_blueprint(repository.blueprint)
+    app.register_blueprint(v2.blueprint)
+    app.register_blueprint(v1.blueprint)
+    app.register_blueprint(openapi.blueprint)
     app.before_request(_start_request)
     app.after_request(_finish_request)
 
@@ -75,8 +85,15 @@ def create_app(
     async def _lifespan() -> AsyncGenerator[None, None]:
         state = get_state(app)
         await state.registry.start()
+        poller = None
+        if settings.reload_interval_s > 0:
+            poller = asyncio.create_task(state.registry.poll(settings.reload_interval_s))
         yield
         state.draining = True
+        if poller is not None:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
         await state.registry.aclose(settings.graceful_timeout_s)
         mark_worker_dead(os.getpid())
 

@@ -13,7 +13,9 @@ from quart import Quart
 from quart import Response
 from werkzeug.exceptions import HTTPException
 
+from service.errors import AuthenticationError
 from service.errors import DeadlineExceededError
+from service.errors import ForbiddenError
 from service.errors import InvalidInputError
 from service.errors import ModelNotFoundError
 from service.errors import PredictionError
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 
 STATUS_BY_ERROR: dict[type[ServiceError], int] = {
     InvalidInputError: 400,  # includes ModelInputError: the model rejected this request's rows
+    AuthenticationError: 401,
+    ForbiddenError: 403,
     ModelNotFoundError: 404,
     TooManyRowsError: 413,
     UnsupportedMediaTypeError: 415,
@@ -61,6 +65,8 @@ def error_response(error: ServiceError) -> Response:
     headers = {}
     if isinstance(error, UnavailableError):
         headers["Retry-After"] = str(error.retry_after_s)
+    elif isinstance(error, AuthenticationError):
+        headers["WWW-Authenticate"] = "Bearer"
     if status >= 500 and not isinstance(error, UnavailableError | DeadlineExceededError):
         log.error("request failed: %s", error)
     return json_response({"error": str(error)}, status, headers)

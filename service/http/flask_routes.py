@@ -38,14 +38,15 @@ async def predict_proba() -> Response:
 
 async def _serve(output: Output) -> Response:
     state = get_state()
-    served = state.registry.resolve(
-        request.args.get("model") or None, parse_version(request.args.get("version"))
-    )
+    version = parse_version(request.args.get("version"))
+    timeout_s = request_timeout_s(state.settings)
+    body = await read_json(request)
+    # From here to the batcher's queue nothing awaits, so a hot swap cannot retire the version
+    # between resolving it and queuing on it.
+    served = state.registry.resolve(request.args.get("model") or None, version)
     manifest = served.manifest
     g.model, g.model_version = served.name, served.version
     with count_invalid(state.metrics, manifest):
-        timeout_s = request_timeout_s(state.settings)
-        body = await read_json(request)
         matrix = matrix_from_rows(
             rows_from_body(body),
             n_features=manifest.n_features,

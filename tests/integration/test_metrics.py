@@ -126,7 +126,7 @@ async def test_unknown_route_label_is_bounded(app: Quart, registry: CollectorReg
 async def test_shed_and_timed_out_requests_counted(
     app: Quart, registry: CollectorRegistry, gate: Gate
 ) -> None:
-    """With the model busy and the queue full, a request is rejected (503); a queued one times out (504)."""
+    """With the model busy and the queue full, one request is shed (503), one times out (504)."""
     client = app.test_client()
     body = {"features": [[1, 2]]}
     running = asyncio.create_task(client.post("/predict?model=gated", json=body))

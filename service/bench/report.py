@@ -1,0 +1,698 @@
+"""What the bench concludes from its measurements: summaries, ratios, targets, and their renderings.
+
+Everything here but :func:`write_plot` is a pure function of the measured :class:`Point` values,
+so the arithmetic (medians over rounds, per-round ratios, PASS/FAIL) is tested without servers.
+Values over rounds are medians; ratios are taken per round (servers measured in the same round
+share the machine's state) and then their median is reported.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Final
+
+import orjson
+
+from service.bench.catalog import BARE
+from service.bench.catalog import FLASK
+from service.bench.catalog import FLASK_GTHREAD
+from service.bench.catalog import LOGREG
+from service.bench.catalog import MODEL_LABELS
+from service.bench.catalog import RANDOM_FOREST
+from service.bench.catalog import SERVER_LABELS
+from service.bench.catalog import SERVERS
+from service.bench.catalog import SERVICE
+from service.bench.wrk import WrkResult
+
+__all__ = [
+    "BASELINES",
+    "BenchReport",
+    "Point",
+    "Ratio",
+    "Summary",
+    "TargetResult",
+    "evaluate_targets",
+    "ratios",
+    "render_markdown",
+    "render_text",
+    "report_json",
+    "summarize",
+    "write_plot",
+]
+
+BASELINES: Final = (FLASK, FLASK_GTHREAD, BARE)
+_LETTER: Final = {SERVICE: "(a)", FLASK: "(b)", FLASK_GTHREAD: "(c)", BARE: "(d)"}
+
+# The issue's targets, on single-row requests unless they say bulk.
+RF_CONNECTIONS: Final = 64
+RF_MIN_VS_FLASK: Final = 10.0
+RF_MIN_VS_BARE: Final = 1.0
+RF_MAX_P99_S: Final = 0.100
+LOGREG_CONNECTIONS: Final = 64
+LOGREG_MIN_VS_GTHREAD: Final = 1.0
+LATENCY_CONNECTIONS: Final = 1
+LATENCY_MAX_P50_EXCESS_S: Final = 0.001
+BULK_MIN_VS_RAW: Final = 0.5
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Point:
+    """One measured run: one server, model, request size and connection count, in one round."""
+
+    round: int
+    """1-based."""
+    server: str
+    model: str
+    connections: int
+    rows: int
+    """Rows per request: 1, or the bulk case's rows."""
+    result: WrkResult
+    mean_batch_rows: float | None = None
+    """Rows per model call during the run, from the service's metrics; None for other servers."""
+
+    @property
+    def ok_requests_per_s(self) -> float:
+        """Successful requests per second."""
+        return self.result.ok_requests_per_s
+
+    @property
+    def ok_rows_per_s(self) -> float:
+        """Rows of successful requests per second."""
+        return self.result.ok_requests_per_s * self.rows
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Summary:
+    """One server at one point, over the rounds: medians, the req/s range, errors summed."""
+
+    server: str
+    model: str
+    connections: int
+    rows: int
+    rounds: int
+    ok_requests_per_s: float
+    min_ok_requests_per_s: float
+    max_ok_requests_per_s: float
+    p50_s: float | None
+    p99_s: float | None
+    errors: int
+    error_kinds: tuple[tuple[str, int], ...]
+    mean_batch_rows: float | None
+
+    @property
+    def ok_rows_per_s(self) -> float:
+        """Median rows of successful requests per second."""
+        return self.ok_requests_per_s * self.rows
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ratio:
+    """Ok req/s of (a) over a baseline's at one point, per round and as their median."""
+
+    model: str
+    connections: int
+    rows: int
+    baseline: str
+    per_round: tuple[float | None, ...]
+    """In round order; None for a round where either side is missing or the baseline did 0."""
+
+    @property
+    def median(self) -> float | None:
+        """The median of the rounds that have a ratio."""
+        return _median(self.per_round)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TargetResult:
+    """One target of the issue, what was measured for it, and whether it was met."""
+
+    name: str
+    requirement: str
+    measured: str
+    passed: bool | None
+    """None when the run did not measure what the target needs."""
+
+    @property
+    def verdict(self) -> str:
+        """PASS, FAIL or N/A."""
+        if self.passed is None:
+            return "N/A"
+        return "PASS" if self.passed else "FAIL"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BenchReport:
+    """Everything one bench run measured, with how it was run."""
+
+    points: tuple[Point, ...]
+    raw_rows_per_s: Mapping[str, float]
+    """Per model: in-process ``model.predict`` rows/s at ``bulk_rows`` rows per call."""
+    bulk_rows: int
+    rounds: int
+    servers: tuple[str, ...]
+    models: tuple[str, ...]
+    notes: tuple[str, ...] = field(default=())
+    """How the run was made (machine, versions, flags), one line each."""
+
+
+def _median(values: Iterable[float | None]) -> float | None:
+    present = [value for value in values if value is not None]
+    return statistics.median(present) if present else None
+
+
+def _order(point: Point | Summary) -> tuple[int, int, int, int]:
+    models = list(MODEL_LABELS)
+    return (
+        models.index(point.model) if point.model in models else len(models),
+        point.rows,
+        point.connections,
+        SERVERS.index(point.server) if point.server in SERVERS else len(SERVERS),
+    )
+
+
+def summarize(points: Iterable[Point]) -> list[Summary]:
+    """Every (server, model, rows, connections) measured, summarised over its rounds."""
+    groups: dict[tuple[str, str, int, int], list[Point]] = {}
+    for point in points:
+        key = (point.server, point.model, point.rows, point.connections)
+        groups.setdefault(key, []).append(point)
+    summaries: list[Summary] = []
+    for (server, model, rows, connections), group in groups.items():
+        rates = [point.ok_requests_per_s for point in group]
+        kinds: dict[str, int] = {}
+        for point in group:
+            for kind, count in point.result.error_breakdown().items():
+                kinds[kind] = kinds.get(kind, 0) + count
+        summaries.append(
+            Summary(
+                server=server,
+                model=model,
+                connections=connections,
+                rows=rows,
+                rounds=len(group),
+                ok_requests_per_s=statistics.median(rates),
+                min_ok_requests_per_s=min(rates),
+                max_ok_requests_per_s=max(rates),
+                p50_s=_median(point.result.p50_s for point in group),
+                p99_s=_median(point.result.p99_s for point in group),
+                errors=sum(point.result.errors for point in group),
+                error_kinds=tuple(kinds.items()),
+                mean_batch_rows=_median(point.mean_batch_rows for point in group),
+            )
+        )
+    return sorted(summaries, key=_order)
+
+
+def _by_round(
+    points: Iterable[Point], server: str, model: str, rows: int, connections: int
+) -> dict[int, Point]:
+    return {
+        point.round: point
+        for point in points
+        if (point.server, point.model, point.rows, point.connections)
+        == (server, model, rows, connections)
+    }
+
+
+def _rounds(points: Sequence[Point]) -> list[int]:
+    return sorted({point.round for point in points})
+
+
+def _per_round_ratio(
+    points: Sequence[Point],
+    model: str,
+    rows: int,
+    connections: int,
+    baseline: str,
+) -> tuple[float | None, ...]:
+    subject = _by_round(points, SERVICE, model, rows, connections)
+    other = _by_round(points, baseline, model, rows, connections)
+    values: list[float | None] = []
+    for round_number in _rounds(points):
+        a, b = subject.get(round_number), other.get(round_number)
+        if a is None or b is None or b.ok_requests_per_s <= 0:
+            values.append(None)
+        else:
+            values.append(a.ok_requests_per_s / b.ok_requests_per_s)
+    return tuple(values)
+
+
+def ratios(points: Sequence[Point]) -> list[Ratio]:
+    """(a) over (b), (c) and (d) at every point where (a) and that baseline were measured."""
+    keys = sorted(
+        {(p.model, p.rows, p.connections) for p in points if p.server == SERVICE},
+        key=lambda key: (list(MODEL_LABELS).index(key[0]), key[1], key[2]),
+    )
+    found: list[Ratio] = []
+    for model, rows, connections in keys:
+        for baseline in BASELINES:
+            if not _by_round(points, baseline, model, rows, connections):
+                continue
+            found.append(
+                Ratio(
+                    model=model,
+                    connections=connections,
+                    rows=rows,
+                    baseline=baseline,
+                    per_round=_per_round_ratio(points, model, rows, connections, baseline),
+                )
+            )
+    return found
+
+
+def _times(value: float) -> str:
+    return f"{value:.2f}x"
+
+
+def _ms(value: float) -> str:
+    return f"{value * 1000:.2f} ms"
+
+
+def _rounds_text(values: Sequence[float | None], show: Callable[[float], str]) -> str:
+    return ", ".join("-" if value is None else show(value) for value in values)
+
+
+def _errors_at(points: Sequence[Point], model: str, rows: int, connections: int) -> int:
+    return sum(
+        p.result.errors for p in _by_round(points, SERVICE, model, rows, connections).values()
+    )
+
+
+def _ratio_target(
+    points: Sequence[Point],
+    *,
+    model: str,
+    connections: int,
+    baseline: str,
+    minimum: float,
+) -> TargetResult:
+    name = f"{MODEL_LABELS[model]}, {connections} connections: req/s of (a) vs {_LETTER[baseline]}"
+    requirement = f">= {minimum:g}x {_LETTER[baseline]}"
+    per_round = _per_round_ratio(points, model, 1, connections, baseline)
+    median = _median(per_round)
+    if median is None:
+        return TargetResult(
+            name=name, requirement=requirement, measured="not measured", passed=None
+        )
+    errors = _errors_at(points, model, 1, connections)
+    measured = f"{_times(median)} (rounds: {_rounds_text(per_round, _times)})"
+    if errors:
+        # A rate bought with failed requests is no pass.
+        measured += f"; (a) had {errors} failed requests"
+    return TargetResult(
+        name=name,
+        requirement=requirement,
+        measured=measured,
+        passed=median >= minimum and errors == 0,
+    )
+
+
+def _p99_target(points: Sequence[Point]) -> TargetResult:
+    name = f"{MODEL_LABELS[RANDOM_FOREST]}, {RF_CONNECTIONS} connections: p99 of (a)"
+    requirement = f"<= {_ms(RF_MAX_P99_S)}"
+    subject = _by_round(points, SERVICE, RANDOM_FOREST, 1, RF_CONNECTIONS)
+    per_round = [subject[r].result.p99_s if r in subject else None for r in _rounds(points)]
+    median = _median(per_round)
+    if median is None:
+        return TargetResult(
+            name=name, requirement=requirement, measured="not measured", passed=None
+        )
+    return TargetResult(
+        name=name,
+        requirement=requirement,
+        measured=f"{_ms(median)} (rounds: {_rounds_text(per_round, _ms)})",
+        passed=median <= RF_MAX_P99_S,
+    )
+
+
+def _latency_target(points: Sequence[Point]) -> TargetResult:
+    name = f"{MODEL_LABELS[LOGREG]}, {LATENCY_CONNECTIONS} connection: p50 of (a) - p50 of (d)"
+    requirement = f"<= {_ms(LATENCY_MAX_P50_EXCESS_S)}"
+    subject = _by_round(points, SERVICE, LOGREG, 1, LATENCY_CONNECTIONS)
+    bare = _by_round(points, BARE, LOGREG, 1, LATENCY_CONNECTIONS)
+    per_round: list[float | None] = []
+    for round_number in _rounds(points):
+        a, d = subject.get(round_number), bare.get(round_number)
+        if a is None or d is None or a.result.p50_s is None or d.result.p50_s is None:
+            per_round.append(None)
+        else:
+            per_round.append(a.result.p50_s - d.result.p50_s)
+    median = _median(per_round)
+    if median is None:
+        return TargetResult(
+            name=name, requirement=requirement, measured="not measured", passed=None
+        )
+    return TargetResult(
+        name=name,
+        requirement=requirement,
+        measured=f"{_ms(median)} (rounds: {_rounds_text(per_round, _ms)})",
+        passed=median <= LATENCY_MAX_P50_EXCESS_S,
+    )
+
+
+def _bulk_target(points: Sequence[Point], raw: Mapping[str, float], bulk_rows: int) -> TargetResult:
+    name = f"bulk {MODEL_LABELS[RANDOM_FOREST]}: rows/s of (a) vs raw model.predict"
+    requirement = f">= {BULK_MIN_VS_RAW:g}x raw in-process rows/s at batch {bulk_rows}"
+    raw_rate = raw.get(RANDOM_FOREST)
+    bulk = [p for p in points if p.server == SERVICE and p.model == RANDOM_FOREST and p.rows > 1]
+    if not bulk or not raw_rate or bulk_rows <= 1:
+        return TargetResult(
+            name=name, requirement=requirement, measured="not measured", passed=None
+        )
+    by_round = {p.round: p.ok_rows_per_s / raw_rate for p in bulk}
+    per_round = [by_round.get(r) for r in _rounds(points)]
+    median = _median(per_round)
+    assert median is not None  # bulk is not empty
+    errors = sum(p.result.errors for p in bulk)
+    measured = (
+        f"{_times(median)} = {median * raw_rate:,.0f} of {raw_rate:,.0f} rows/s "
+        f"(rounds: {_rounds_text(per_round, _times)})"
+    )
+    if errors:
+        measured += f"; (a) had {errors} failed requests"
+    return TargetResult(
+        name=name,
+        requirement=requirement,
+        measured=measured,
+        passed=median >= BULK_MIN_VS_RAW and errors == 0,
+    )
+
+
+def evaluate_targets(
+    points: Sequence[Point], raw_rows_per_s: Mapping[str, float], bulk_rows: int
+) -> list[TargetResult]:
+    """The issue's targets, each PASS, FAIL or N/A (not measured in this run)."""
+    return [
+        _ratio_target(
+            points,
+            model=RANDOM_FOREST,
+            connections=RF_CONNECTIONS,
+            baseline=FLASK,
+            minimum=RF_MIN_VS_FLASK,
+        ),
+        _ratio_target(
+            points,
+            model=RANDOM_FOREST,
+            connections=RF_CONNECTIONS,
+            baseline=BARE,
+            minimum=RF_MIN_VS_BARE,
+        ),
+        _p99_target(points),
+        _ratio_target(
+            points,
+            model=LOGREG,
+            connections=LOGREG_CONNECTIONS,
+            baseline=FLASK_GTHREAD,
+            minimum=LOGREG_MIN_VS_GTHREAD,
+        ),
+        _latency_target(points),
+        _bulk_target(points, raw_rows_per_s, bulk_rows),
+    ]
+
+
+# Rendering ------------------------------------------------------------------------------------
+
+
+def _fmt_ms(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1000:.2f}"
+
+
+def _fmt_rate(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _fmt_errors(summary: Summary) -> str:
+    if not summary.errors:
+        return "0"
+    kinds = " ".join(f"{kind} {count}" for kind, count in summary.error_kinds)
+    return f"{summary.errors} ({kinds})"
+
+
+def _table_rows(summaries: Sequence[Summary]) -> list[list[str]]:
+    rows: list[list[str]] = []
+    for s in summaries:
+        rows.append(
+            [
+                MODEL_LABELS.get(s.model, s.model),
+                str(s.rows),
+                str(s.connections),
+                SERVER_LABELS.get(s.server, s.server),
+                _fmt_rate(s.ok_requests_per_s),
+                f"{_fmt_rate(s.min_ok_requests_per_s)}-{_fmt_rate(s.max_ok_requests_per_s)}",
+                _fmt_rate(s.ok_rows_per_s),
+                _fmt_ms(s.p50_s),
+                _fmt_ms(s.p99_s),
+                _fmt_errors(s),
+                "-" if s.mean_batch_rows is None else f"{s.mean_batch_rows:.1f}",
+            ]
+        )
+    return rows
+
+
+_TABLE_HEADER: Final = [
+    "model",
+    "rows/req",
+    "conns",
+    "server",
+    "ok req/s",
+    "req/s range",
+    "rows/s",
+    "p50 ms",
+    "p99 ms",
+    "errors",
+    "batch rows",
+]
+_RIGHT: Final = frozenset({1, 2, 4, 5, 6, 7, 8, 10})
+
+
+def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]], right: frozenset[int]) -> str:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
+            for i, cell in enumerate(cells)
+        ).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return "\n".join([line(header), rule, *(line(row) for row in rows)])
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]], right: frozenset[int]) -> str:
+    align = ["---:" if i in right else "---" for i in range(len(header))]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _ratio_rows(found: Sequence[Ratio]) -> tuple[list[str], list[list[str]]]:
+    baselines = [b for b in BASELINES if any(r.baseline == b for r in found)]
+    header = ["model", "rows/req", "conns"] + [f"(a) / {_LETTER[b]}" for b in baselines]
+    by_key: dict[tuple[str, int, int], dict[str, Ratio]] = {}
+    for ratio in found:
+        by_key.setdefault((ratio.model, ratio.rows, ratio.connections), {})[ratio.baseline] = ratio
+    rows: list[list[str]] = []
+    for (model, row_count, connections), per_baseline in by_key.items():
+        cells = [MODEL_LABELS.get(model, model), str(row_count), str(connections)]
+        for baseline in baselines:
+            found_ratio = per_baseline.get(baseline)
+            median = None if found_ratio is None else found_ratio.median
+            if found_ratio is None or median is None:
+                cells.append("-")
+            else:
+                cells.append(f"{_times(median)} [{_rounds_text(found_ratio.per_round, _times)}]")
+        rows.append(cells)
+    return header, rows
+
+
+def _target_rows(targets: Sequence[TargetResult]) -> list[list[str]]:
+    return [[t.verdict, t.name, t.requirement, t.measured] for t in targets]
+
+
+def _raw_lines(report: BenchReport) -> list[str]:
+    return [
+        f"raw in-process {MODEL_LABELS.get(model, model)}.predict at batch {report.bulk_rows}: "
+        f"{rate:,.0f} rows/s"
+        for model, rate in report.raw_rows_per_s.items()
+    ]
+
+
+def render_text(report: BenchReport) -> str:
+    """The console report: the table, the ratios, the raw rates and the targets."""
+    summaries = summarize(report.points)
+    parts = [
+        f"Medians of {report.rounds} round(s); req/s and rows/s count successful responses; "
+        "errors = non-2xx + socket errors + time-outs, summed over rounds; batch rows = mean "
+        "rows per model call from the service's /metrics.",
+        "",
+        _text_table(_TABLE_HEADER, _table_rows(summaries), _RIGHT),
+    ]
+    found = ratios(report.points)
+    if found:
+        header, rows = _ratio_rows(found)
+        parts += [
+            "",
+            "Ratios of ok req/s, median [per round]:",
+            _text_table(header, rows, frozenset({1, 2})),
+        ]
+    parts += ["", *_raw_lines(report), "", "Targets (single-row requests, medians of the rounds):"]
+    for target in evaluate_targets(report.points, report.raw_rows_per_s, report.bulk_rows):
+        parts.append(
+            f"{target.verdict:4}  {target.name} {target.requirement}: measured {target.measured}"
+        )
+    return "\n".join(parts)
+
+
+def _point_rows(points: Sequence[Point]) -> list[list[str]]:
+    rows: list[list[str]] = []
+    for p in sorted(points, key=lambda p: (p.round, *_order(p))):
+        breakdown = ", ".join(f"{k} {v}" for k, v in p.result.error_breakdown().items())
+        rows.append(
+            [
+                str(p.round),
+                MODEL_LABELS.get(p.model, p.model),
+                str(p.rows),
+                str(p.connections),
+                SERVER_LABELS.get(p.server, p.server),
+                _fmt_rate(p.ok_requests_per_s),
+                _fmt_ms(p.result.p50_s),
+                _fmt_ms(p.result.p99_s),
+                breakdown or "0",
+                "-" if p.mean_batch_rows is None else f"{p.mean_batch_rows:.1f}",
+            ]
+        )
+    return rows
+
+
+def render_markdown(report: BenchReport, *, plot_name: str | None = None) -> str:
+    """``bench-report.md``: how it was run, the table, ratios, targets and every round's points."""
+    summaries = summarize(report.points)
+    targets = evaluate_targets(report.points, report.raw_rows_per_s, report.bulk_rows)
+    lines = ["# Benchmark report", ""]
+    if report.notes:
+        lines += [f"- {note}" for note in report.notes] + [""]
+    lines += ["## Targets", ""]
+    lines += [
+        _md_table(
+            ["verdict", "target", "requirement", "measured"],
+            _target_rows(targets),
+            frozenset(),
+        ),
+        "",
+        "## Results",
+        "",
+        f"Medians of {report.rounds} round(s), the req/s range across rounds beside them. Rates "
+        "count successful (2xx) responses; errors are non-2xx responses, socket errors and "
+        "client time-outs, summed over the rounds; batch rows is the mean rows per model call "
+        "from the service's own metrics.",
+        "",
+        _md_table(_TABLE_HEADER, _table_rows(summaries), _RIGHT),
+        "",
+    ]
+    lines += [f"- {line}" for line in _raw_lines(report)] + [""]
+    found = ratios(report.points)
+    if found:
+        header, rows = _ratio_rows(found)
+        lines += [
+            "## Ratios",
+            "",
+            "Ok req/s of (a) over each other server: median [per round].",
+            "",
+            _md_table(header, rows, frozenset({1, 2})),
+            "",
+        ]
+    if plot_name:
+        lines += ["## Plot", "", f"![throughput and p99 against connections]({plot_name})", ""]
+    lines += [
+        "## Every run",
+        "",
+        _md_table(
+            [
+                "round",
+                "model",
+                "rows/req",
+                "conns",
+                "server",
+                "ok req/s",
+                "p50 ms",
+                "p99 ms",
+                "errors",
+                "batch rows",
+            ],
+            _point_rows(report.points),
+            frozenset({0, 2, 3, 5, 6, 7, 9}),
+        ),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def report_json(report: BenchReport) -> bytes:
+    """Every point and the targets as JSON, for comparing runs by script."""
+    targets = evaluate_targets(report.points, report.raw_rows_per_s, report.bulk_rows)
+    payload = {
+        "notes": list(report.notes),
+        "rounds": report.rounds,
+        "bulk_rows": report.bulk_rows,
+        "raw_rows_per_s": dict(report.raw_rows_per_s),
+        "points": [asdict(point) for point in report.points],
+        "targets": [{**asdict(target), "verdict": target.verdict} for target in targets],
+    }
+    return orjson.dumps(payload, option=orjson.OPT_INDENT_2)
+
+
+def write_plot(report: BenchReport, path: Path) -> None:
+    """Throughput and p99 against connections, one line per server, one row per model (PNG)."""
+    import matplotlib
+
+    # No display on servers and CI; Agg renders straight to the file.
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summaries = [s for s in summarize(report.points) if s.rows == 1]
+    models = [m for m in report.models if any(s.model == m for s in summaries)]
+    if not models:
+        return
+    figure, axes = plt.subplots(
+        len(models), 2, figsize=(12, 4.2 * len(models)), squeeze=False, layout="constrained"
+    )
+    for row, model in enumerate(models):
+        rate_axis, p99_axis = axes[row][0], axes[row][1]
+        for server in report.servers:
+            series = [s for s in summaries if s.model == model and s.server == server]
+            if not series:
+                continue
+            connections = [s.connections for s in series]
+            rates = [s.ok_requests_per_s for s in series]
+            spread = [
+                [s.ok_requests_per_s - s.min_ok_requests_per_s for s in series],
+                [s.max_ok_requests_per_s - s.ok_requests_per_s for s in series],
+            ]
+            label = SERVER_LABELS.get(server, server)
+            rate_axis.errorbar(connections, rates, yerr=spread, marker="o", capsize=3, label=label)
+            p99 = [(s.connections, s.p99_s * 1000) for s in series if s.p99_s is not None]
+            if p99:
+                p99_axis.plot(*zip(*p99, strict=True), marker="o", label=label)
+        name = MODEL_LABELS.get(model, model)
+        rate_axis.set_title(f"{name}: throughput (single-row requests)")
+        rate_axis.set_ylabel("ok requests/s (median, range over rounds)")
+        p99_axis.set_title(f"{name}: p99 latency")
+        p99_axis.set_ylabel("p99 ms (median over rounds)")
+        p99_axis.set_yscale("log")
+        for axis in (rate_axis, p99_axis):
+            axis.set_xscale("log", base=2)
+            ticks = sorted({s.connections for s in summaries if s.model == model})
+            axis.set_xticks(ticks, [str(t) for t in ticks])
+            axis.set_xlabel("connections")
+            axis.grid(True, which="both", alpha=0.3)
+            axis.legend(fontsize="small")
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

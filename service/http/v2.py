@@ -1,0 +1,158 @@
+"""Open Inference Protocol (V2) REST routes, as KServe, Triton and MLServer clients speak them
+(SPEC §3.2): health, server and model metadata, model readiness and inference."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+from quart import Blueprint
+from quart import Response
+from quart import g
+from quart import request
+
+from service import __version__
+from service.errors import InvalidInputError
+from service.errors import ShuttingDownError
+from service.errors import UnsupportedMediaTypeError
+from service.http.predicting import count_invalid
+from service.http.predicting import model_headers
+from service.http.predicting import parse_version
+from service.http.predicting import request_timeout_s
+from service.http.responses import json_response
+from service.http.responses import read_json
+from service.http.state import AppState
+from service.http.state import get_state
+from service.v2codec import decode_request
+from service.v2codec import encode_output
+from service.v2codec import model_metadata
+from service.v2codec import split_binary_body
+
+__all__ = ["EXTENSIONS", "SERVER_NAME", "blueprint"]
+
+blueprint = Blueprint("v2", __name__)
+
+SERVER_NAME = "prediction-service"
+EXTENSIONS = ("model_repository",)
+"""Protocol extensions served besides the core API (``/v2/repository/...``)."""
+# Triton's binary tensor extension: the JSON header's length, raw tensor bytes after it.
+BINARY_HEADER = "Inference-Header-Content-Length"
+_BINARY_MIMETYPES = frozenset({"", "application/json", "application/octet-stream"})
+
+
+@blueprint.get("/v2")
+async def server_metadata() -> Response:
+    """The server's name, version and protocol extensions."""
+    return json_response(
+        {"name": SERVER_NAME, "version": __version__, "extensions": list(EXTENSIONS)}
+    )
+
+
+@blueprint.get("/v2/health/live")
+async def server_live() -> Response:
+    """200 while the process serves HTTP at all."""
+    return json_response({"live": True})
+
+
+@blueprint.get("/v2/health/ready")
+async def server_ready() -> Response:
+    """200 when the models are loaded and the server is not draining, else 503 (as /readyz)."""
+    _require_ready(get_state())
+    return json_response({"ready": True})
+
+
+@blueprint.get("/v2/models/<name>")
+@blueprint.get("/v2/models/<name>/versions/<version>")
+async def model_metadata_route(name: str, version: str | None = None) -> Response:
+    """The model's platform, served versions, input and outputs."""
+    registry = get_state().registry
+    served = registry.resolve(name, parse_version(version))
+    versions = [each.version for each in registry.models().get(name, ())]
+    return json_response(model_metadata(served.manifest, versions))
+
+
+@blueprint.get("/v2/models/<name>/ready")
+@blueprint.get("/v2/models/<name>/versions/<version>/ready")
+async def model_ready(name: str, version: str | None = None) -> Response:
+    """200 when the model (version) is served, 404 when it is not, 503 while draining."""
+    state = get_state()
+    served = state.registry.resolve(name, parse_version(version))
+    if state.draining:
+        raise ShuttingDownError("The server is draining.")
+    return json_response({"name": served.name, "ready": True})
+
+
+@blueprint.post("/v2/models/<name>/infer")
+@blueprint.post("/v2/models/<name>/versions/<version>/infer")
+async def infer(name: str, version: str | None = None) -> Response:
+    """Run the model on the request's tensors; answer the asked outputs (``predict`` by default)."""
+    state = get_state()
+    pinned = parse_version(version)
+    timeout_s = request_timeout_s(state.settings)
+    body, binary = await _read_body()
+    # From here to the batcher's queue nothing awaits, so a hot swap cannot retire the version
+    # between resolving it and queuing on it.
+    served = state.registry.resolve(name, pinned)
+    manifest = served.manifest
+    g.model, g.model_version = served.name, served.version
+    with count_invalid(state.metrics, manifest):
+        decoded = decode_request(
+            body, manifest, max_rows=state.settings.max_request_rows, binary=binary
+        )
+    g.rows = len(decoded.matrix)
+    if len(decoded.outputs) == 1:
+        results = [await served.infer(decoded.outputs[0], decoded.matrix, timeout_s=timeout_s)]
+    else:
+        # gather schedules both submissions before anything else runs: same version, one batch
+        # round each.
+        results = await asyncio.gather(
+            *(
+                served.infer(output, decoded.matrix, timeout_s=timeout_s)
+                for output in decoded.outputs
+            )
+        )
+    payload: dict[str, object] = {
+        "model_name": served.name,
+        "model_version": str(served.version),
+    }
+    if decoded.id is not None:
+        payload["id"] = decoded.id
+    payload["outputs"] = [
+        encode_output(output, result, manifest)
+        for output, result in zip(decoded.outputs, results, strict=True)
+    ]
+    return json_response(payload, headers=model_headers(served))
+
+
+def _require_ready(state: AppState) -> None:
+    if state.draining:
+        raise ShuttingDownError("The server is draining.")
+    if not state.registry.ready:
+        raise ShuttingDownError("No model is loaded yet.")
+
+
+async def _read_body() -> tuple[object, bytes]:
+    """The JSON request and any binary tensor data after it; no Content-Type reads as JSON.
+
+    Raises:
+        UnsupportedMediaTypeError: a Content-Type that is neither JSON nor, with binary data,
+            ``application/octet-stream``.
+        InvalidInputError: a compressed or malformed body.
+    """
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding != "identity":
+        raise InvalidInputError(
+            f"Content-Encoding {encoding[:20]!r} is not supported; send the body uncompressed."
+        )
+    header_length = request.headers.get(BINARY_HEADER)
+    if header_length is None:
+        return await read_json(request, content_type_required=False), b""
+    mimetype = request.mimetype
+    if mimetype not in _BINARY_MIMETYPES and not mimetype.endswith("+json"):
+        raise UnsupportedMediaTypeError(request.content_type)
+    raw = await request.get_data(cache=False, as_text=False, parse_form_data=False)
+    header, binary = split_binary_body(raw, header_length.strip())
+    try:
+        return orjson.loads(header), binary
+    except orjson.JSONDecodeError as error:
+        raise InvalidInputError(f"The JSON header is not valid JSON: {error.msg}.") from None

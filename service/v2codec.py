@@ -1,0 +1,402 @@
+"""Open Inference Protocol (V2) tensors: request tensors to a model's input matrix, outputs back.
+
+Framework-free, so the HTTP layer stays a thin parse-call-serialize shell. What is accepted
+(https://github.com/kserve/open-inference-protocol, REST):
+
+- one input of shape ``[N, n_features]``, any name, or one ``[N]`` (or ``[N, 1]``) input per
+  feature named by the manifest's ``feature_names``, in any order;
+- datatypes ``FP32``, ``FP64``, ``INT32``, ``INT64``; ``data`` flat (row-major) or nested as the
+  shape says, or raw little-endian bytes after the JSON header (Triton's binary tensor
+  extension, which ``tritonclient`` uses by default);
+- outputs ``predict`` (the default) and ``predict_proba``, asked for by name in ``outputs``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from typing import Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from service.errors import InvalidInputError
+from service.errors import TooManyRowsError
+from service.models import OUTPUTS
+from service.models import Output
+from service.store import Manifest
+from service.store.manifest import FRAMEWORK
+
+__all__ = [
+    "INPUT_DATATYPES",
+    "MATRIX_INPUT",
+    "InferenceRequest",
+    "decode_request",
+    "encode_output",
+    "model_metadata",
+    "predict_datatype",
+    "split_binary_body",
+]
+
+MATRIX_INPUT: Final = "input-0"
+"""The name model metadata gives the ``[N, n_features]`` input (any name is accepted)."""
+
+# The little-endian numpy dtype of each accepted input datatype (binary data is little-endian).
+INPUT_DATATYPES: Final[dict[str, np.dtype[Any]]] = {
+    "FP32": np.dtype("<f4"),
+    "FP64": np.dtype("<f8"),
+    "INT32": np.dtype("<i4"),
+    "INT64": np.dtype("<i8"),
+}
+_INT_BOUNDS: Final = {"INT32": (-(2**31), 2**31 - 1), "INT64": (-(2**63), 2**63 - 1)}
+# bool is a subclass of int, so type() and not isinstance() keeps true/false out.
+_FLOAT_TYPES: Final = frozenset({int, float})
+_INT_TYPES: Final = frozenset({int})
+# Numeric outputs are sent as these numpy dtypes (orjson serializes them without a copy).
+_OUTPUT_DTYPES: Final = {"BOOL": np.bool_, "INT64": np.int64, "FP64": np.float64}
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceRequest:
+    """A decoded inference request: what to compute, on which rows."""
+
+    id: str | None
+    """The request's ``id``, echoed in the response."""
+    matrix: NDArray[np.float64]
+    """C-contiguous ``(N, n_features)`` float64 rows, in the manifest's feature order."""
+    outputs: tuple[Output, ...]
+    """The outputs asked for, in the order asked, without repeats."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Tensor:
+    name: str
+    shape: tuple[int, ...]
+    values: NDArray[np.float64]
+    """The tensor's values, flat (row-major), as finite-or-not float64."""
+
+
+def split_binary_body(body: bytes, header_length: str) -> tuple[bytes, bytes]:
+    """Split a binary-extension body into its JSON header and the raw tensor bytes after it.
+
+    Args:
+        body: the whole request body.
+        header_length: the ``Inference-Header-Content-Length`` header: the JSON part's bytes.
+
+    Raises:
+        InvalidInputError: the header is not an integer within the body's length.
+    """
+    if not header_length.isascii() or not header_length.isdigit():
+        raise InvalidInputError(
+            f"Inference-Header-Content-Length must be a byte count, got {header_length[:20]!r}."
+        )
+    length = int(header_length)
+    if length > len(body):
+        raise InvalidInputError(
+            f"Inference-Header-Content-Length is {length} but the body has {len(body)} bytes."
+        )
+    return body[:length], body[length:]
+
+
+def decode_request(
+    body: object, manifest: Manifest, *, max_rows: int, binary: bytes = b""
+) -> InferenceRequest:
+    """Validate an inference request and build the model's input matrix from its tensors.
+
+    Args:
+        body: the decoded JSON request object.
+        manifest: the version that will answer (feature count and names, outputs).
+        max_rows: the most rows one request may carry.
+        binary: raw tensor bytes that followed the JSON header (binary tensor extension).
+
+    Raises:
+        InvalidInputError: the request does not follow the protocol or does not fit the model;
+            the message names the input, output or field.
+        TooManyRowsError: more than ``max_rows`` rows.
+    """
+    if not isinstance(body, dict):
+        raise InvalidInputError('The body must be a JSON object with an "inputs" array.')
+    request_id = body.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise InvalidInputError('"id" must be a string.')
+    parameters = body.get("parameters")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise InvalidInputError('"parameters" must be an object.')
+    inputs = body.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise InvalidInputError('"inputs" must be a non-empty array of tensors.')
+    tensors: list[_Tensor] = []
+    offset = 0
+    for index, item in enumerate(inputs):
+        tensor, offset = _decode_tensor(index, item, binary, offset)
+        tensors.append(tensor)
+    if offset != len(binary):
+        raise InvalidInputError(
+            f"The body has {len(binary) - offset} bytes of binary data that no input claims."
+        )
+    matrix = _matrix(tensors, manifest, max_rows)
+    outputs = _requested_outputs(body.get("outputs"), manifest)
+    return InferenceRequest(request_id, matrix, outputs)
+
+
+def _decode_tensor(index: int, item: object, binary: bytes, offset: int) -> tuple[_Tensor, int]:
+    if not isinstance(item, dict):
+        raise InvalidInputError(f"Input {index} must be an object with name, shape, datatype.")
+    name = item.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidInputError(f'Input {index} needs a "name" string.')
+    datatype = item.get("datatype")
+    dtype = INPUT_DATATYPES.get(datatype) if isinstance(datatype, str) else None
+    if dtype is None or not isinstance(datatype, str):
+        shown = _short(datatype)
+        raise InvalidInputError(
+            f"Input '{name}' has datatype {shown}; supported: {', '.join(INPUT_DATATYPES)}."
+        )
+    shape = _shape(name, item.get("shape"))
+    size = math.prod(shape)
+    parameters = item.get("parameters")
+    binary_size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+    if binary_size is not None:
+        values, offset = _from_binary(name, dtype, size, binary_size, binary, offset)
+    else:
+        if "data" not in item:
+            raise InvalidInputError(f"Input '{name}' has no \"data\".")
+        values = _from_json(name, datatype, shape, size, item["data"])
+    if datatype == "FP32":
+        # An FP32 tensor holds float32 values: round as a float32 server would have stored them.
+        with np.errstate(over="ignore"):
+            values = values.astype(np.float32).astype(np.float64)
+    return _Tensor(name, shape, values), offset
+
+
+def _shape(name: str, raw: object) -> tuple[int, ...]:
+    if (
+        not isinstance(raw, list)
+        or not raw
+        or not all(type(dim) is int and dim >= 0 for dim in raw)
+    ):
+        raise InvalidInputError(
+            f"Input '{name}' needs a \"shape\": a non-empty array of non-negative integers."
+        )
+    return tuple(raw)
+
+
+def _from_binary(
+    name: str, dtype: np.dtype[Any], size: int, binary_size: object, binary: bytes, offset: int
+) -> tuple[NDArray[np.float64], int]:
+    expected = size * dtype.itemsize
+    if type(binary_size) is not int or binary_size != expected:
+        raise InvalidInputError(
+            f"Input '{name}' declares binary_data_size {_short(binary_size)}; its shape and "
+            f"datatype need {expected} bytes."
+        )
+    end = offset + binary_size
+    if end > len(binary):
+        raise InvalidInputError(f"Input '{name}' needs {binary_size} bytes of binary data.")
+    raw = np.frombuffer(binary, dtype=dtype, count=size, offset=offset)
+    return raw.astype(np.float64), end
+
+
+def _from_json(
+    name: str, datatype: str, shape: tuple[int, ...], size: int, data: object
+) -> NDArray[np.float64]:
+    if not isinstance(data, list):
+        raise InvalidInputError(f"Input '{name}' data must be an array.")
+    flat = _flatten(name, data, shape) if data and type(data[0]) is list else data
+    if len(flat) != size:
+        raise InvalidInputError(
+            f"Input '{name}' has shape {list(shape)} ({size} values) but {len(flat)} values "
+            "of data."
+        )
+    allowed = _INT_TYPES if datatype in _INT_BOUNDS else _FLOAT_TYPES
+    # One C-level pass over the types; only a bad tensor pays for the slow search.
+    if not allowed.issuperset(map(type, flat)):
+        position, value = next((i, v) for i, v in enumerate(flat) if type(v) not in allowed)
+        kind = "an integer" if datatype in _INT_BOUNDS else "a number"
+        raise InvalidInputError(
+            f"Input '{name}' ({datatype}) value {position}: {_short(value)} is not {kind}."
+        )
+    bounds = _INT_BOUNDS.get(datatype)
+    if bounds is not None and flat and (min(flat) < bounds[0] or max(flat) > bounds[1]):
+        raise InvalidInputError(f"Input '{name}' has a value out of the {datatype} range.")
+    try:
+        return np.array(flat, dtype=np.float64)
+    except OverflowError:
+        raise InvalidInputError(
+            f"Input '{name}' has a value too large to be a 64-bit float."
+        ) from None
+
+
+def _flatten(name: str, data: list[Any], shape: tuple[int, ...]) -> list[Any]:
+    """Nested data, checked level by level against ``shape``, as one row-major list."""
+    level = data
+    if len(level) != shape[0]:
+        raise InvalidInputError(
+            f"Input '{name}' data is nested differently from its shape {list(shape)}."
+        )
+    for dim in shape[1:]:
+        if not all(type(item) is list and len(item) == dim for item in level):
+            raise InvalidInputError(
+                f"Input '{name}' data is nested differently from its shape {list(shape)}."
+            )
+        level = [value for item in level for value in item]
+    return level
+
+
+def _matrix(tensors: Sequence[_Tensor], manifest: Manifest, max_rows: int) -> NDArray[np.float64]:
+    n_features = manifest.n_features
+    names = manifest.feature_names
+    first = tensors[0]
+    if len(tensors) == 1 and (len(first.shape) == 2 or names is None or first.name not in names):
+        if len(first.shape) != 2 or first.shape[1] != n_features:
+            raise InvalidInputError(
+                f"Input '{first.name}' must have shape [N, {n_features}] (N rows of "
+                f"{n_features} features), got {list(first.shape)}."
+            )
+        _check_rows(first.shape[0], max_rows)
+        matrix = first.values.reshape(first.shape)
+    else:
+        matrix = _matrix_from_columns(tensors, n_features, names, max_rows)
+    if not np.isfinite(matrix).all():
+        row, column = (int(i) for i in np.argwhere(~np.isfinite(matrix))[0])
+        feature = f"'{names[column]}'" if names is not None else str(column)
+        raise InvalidInputError(f"Row {row}, feature {feature}: values must be finite numbers.")
+    return matrix
+
+
+def _matrix_from_columns(
+    tensors: Sequence[_Tensor], n_features: int, names: Sequence[str] | None, max_rows: int
+) -> NDArray[np.float64]:
+    if names is None:
+        raise InvalidInputError(
+            f"Send one input of shape [N, {n_features}]; this model has no feature names, so "
+            "it takes no per-feature inputs."
+        )
+    known = frozenset(names)
+    columns: dict[str, _Tensor] = {}
+    for tensor in tensors:
+        if tensor.name not in known:
+            raise InvalidInputError(
+                f"Unknown input '{tensor.name}'; send one [N, {n_features}] input or one [N] "
+                f"input per feature: {', '.join(names)}."
+            )
+        if tensor.name in columns:
+            raise InvalidInputError(f"Input '{tensor.name}' is given twice.")
+        shape = tensor.shape
+        if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
+            raise InvalidInputError(
+                f"Input '{tensor.name}' is one feature and must have shape [N], got {list(shape)}."
+            )
+        columns[tensor.name] = tensor
+    missing = [name for name in names if name not in columns]
+    if missing:
+        raise InvalidInputError(f"Input '{missing[0]}' is missing; every feature needs one.")
+    lengths = {tensor.shape[0] for tensor in tensors}
+    if len(lengths) > 1:
+        shown = ", ".join(f"'{t.name}' has {t.shape[0]}" for t in tensors)
+        raise InvalidInputError(f"Every per-feature input must have the same N; {shown}.")
+    _check_rows(tensors[0].shape[0], max_rows)
+    return np.column_stack([columns[name].values for name in names])
+
+
+def _check_rows(n_rows: int, max_rows: int) -> None:
+    if n_rows == 0:
+        raise InvalidInputError("The request has no rows.")
+    if n_rows > max_rows:
+        raise TooManyRowsError(n_rows, max_rows)
+
+
+def _requested_outputs(raw: object, manifest: Manifest) -> tuple[Output, ...]:
+    if raw is None:
+        return ("predict",)
+    if not isinstance(raw, list):
+        raise InvalidInputError('"outputs" must be an array of {"name": ...} objects.')
+    asked: list[Output] = []
+    for index, item in enumerate(raw):
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str):
+            raise InvalidInputError(f'Output {index} must be an object with a "name" string.')
+        output = next((o for o in OUTPUTS if o == name and o in manifest.outputs), None)
+        if output is None:
+            raise InvalidInputError(
+                f"Unknown output {_short(name)}; model '{manifest.name}' has: "
+                f"{', '.join(manifest.outputs)}."
+            )
+        if output not in asked:
+            asked.append(output)
+    return tuple(asked) or ("predict",)
+
+
+def predict_datatype(manifest: Manifest) -> str:
+    """The ``predict`` output's datatype: that of the class labels; FP64 for a regressor."""
+    classes = manifest.classes
+    if classes is None:
+        return "FP64"
+    if all(isinstance(label, bool) for label in classes):
+        return "BOOL"
+    if all(isinstance(label, int) and not isinstance(label, bool) for label in classes):
+        return "INT64"
+    if all(isinstance(label, int | float) and not isinstance(label, bool) for label in classes):
+        return "FP64"
+    return "BYTES"
+
+
+def encode_output(output: Output, result: NDArray[Any], manifest: Manifest) -> dict[str, object]:
+    """One response output tensor: name, datatype, shape and flat (row-major) data."""
+    if output == "predict_proba":
+        datatype = "FP64"
+        array = np.ascontiguousarray(result, dtype=np.float64)
+    else:
+        datatype = predict_datatype(manifest)
+        dtype = _OUTPUT_DTYPES.get(datatype)
+        if dtype is not None and result.dtype.kind in "biuf":
+            array = np.ascontiguousarray(result, dtype=dtype)
+        else:
+            datatype = "BYTES"
+            array = np.asarray(result)
+    shape = list(array.shape)
+    flat = array.ravel()
+    data: object = flat if datatype != "BYTES" else [str(value) for value in flat.tolist()]
+    return {"name": output, "datatype": datatype, "shape": shape, "data": data}
+
+
+def model_metadata(manifest: Manifest, versions: Sequence[int]) -> dict[str, object]:
+    """The model metadata response: the one matrix input and the model's outputs.
+
+    Args:
+        manifest: the version being described.
+        versions: every served version of the model, any order.
+    """
+    outputs: list[dict[str, object]] = [
+        {"name": "predict", "datatype": predict_datatype(manifest), "shape": [-1]}
+    ]
+    if "predict_proba" in manifest.outputs:
+        n_classes = len(manifest.classes) if manifest.classes is not None else -1
+        outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, n_classes]})
+    return {
+        "name": manifest.name,
+        "versions": [str(version) for version in sorted(versions)],
+        "platform": FRAMEWORK,
+        "inputs": [{"name": MATRIX_INPUT, "datatype": "FP64", "shape": [-1, manifest.n_features]}],
+        "outputs": outputs,
+        "parameters": {
+            "version": str(manifest.version),
+            "task": manifest.task,
+            "feature_names": list(manifest.feature_names) if manifest.feature_names else None,
+            "classes": list(manifest.classes) if manifest.classes is not None else None,
+        },
+    }
+
+
+def _short(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 20 else value[:17] + "...")
+    if isinstance(value, int | float):
+        return repr(value)
+    return "an array" if isinstance(value, list) else "an object"
