@@ -471,7 +471,9 @@ class MicroBatcher:
             logger.exception("%s: unexpected error while running a batch", self._name)
             self._fail_all(batch, PredictionError)
         finally:
-            if self._running.pop(batch, None) is not None:
+            # A freed slot is news to the dispatcher only if rows wait (or it is draining): an
+            # arrival finds the slot free and wakes it itself.
+            if self._running.pop(batch, None) is not None and (self._queue or self._closing):
                 self._wakeup.set()
 
     async def _complete(self, batch: _Batch) -> None:

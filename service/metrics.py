@@ -9,6 +9,7 @@ on every scrape; :func:`exposition` handles both modes.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import Sequence
@@ -134,6 +135,12 @@ class Metrics:
             multiprocess_mode="livemax",
             registry=registry,
         )
+        self.loop_tasks = Gauge(
+            "prediction_event_loop_tasks",
+            "Tasks alive in the worker's event loop (a leak shows as steady growth).",
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
         self.model_loads = Counter(
             "prediction_model_loads_total",
             "Attempts to load a model version, by outcome.",
@@ -220,6 +227,8 @@ def exposition(metrics: Metrics, accept: str | None) -> tuple[bytes, str]:
     In multiprocess mode every scrape reads all workers' files through a fresh registry, as
     prometheus_client's multiprocess documentation prescribes.
     """
+    # Read on the loop at scrape time: the only moment anyone looks at it.
+    metrics.loop_tasks.set(len(asyncio.all_tasks()))
     encoder, content_type = choose_encoder(accept or "")
     if metrics.multiprocess:
         registry = CollectorRegistry()

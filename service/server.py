@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 # Hypercorn evaluates the part after the colon, so each worker process builds its own app.
 APPLICATION_PATH = "service.server:worker_app()"
+# Pending connections the kernel queues per listening socket (capped by net.core.somaxconn).
+LISTEN_BACKLOG = 2048
 
 
 def hypercorn_config(settings: Settings) -> Config:
@@ -38,6 +40,9 @@ def hypercorn_config(settings: Settings) -> Config:
     config.workers = settings.workers
     config.graceful_timeout = settings.graceful_timeout_s
     config.keep_alive_timeout = settings.keep_alive_s
+    # Hypercorn's default backlog (100) drops SYNs when hundreds of clients connect at once, and
+    # the kernel's 1 s, 2 s, ... retries then show up as multi-second latencies.
+    config.backlog = LISTEN_BACKLOG
     config.worker_class = "uvloop" if _has_uvloop() else "asyncio"
     config.application_path = APPLICATION_PATH
     # Our access log is JSON and written by the app; Hypercorn's text one would duplicate it.

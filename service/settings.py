@@ -75,8 +75,10 @@ class Settings:
     """After SIGTERM, how long to keep serving with readiness off before closing."""
     graceful_timeout_s: float = 30.0 * SECONDS
     """How long accepted requests may take to finish once the server is closing."""
-    keep_alive_s: float = 75.0 * SECONDS
-    """Idle keep-alive connection timeout (longer than typical load balancers' 60 s)."""
+    keep_alive_s: float = 5.0 * SECONDS
+    """Idle keep-alive timeout. Hypercorn keeps a connection's tasks until it expires even after
+    the client closed it, so it bounds that state; behind a load balancer that reuses
+    connections longer (e.g. 60 s), raise it above the balancer's idle timeout."""
     log_level: str = "INFO"
     """Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL."""
     access_log: bool = True

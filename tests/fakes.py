@@ -36,7 +36,8 @@ class SumModel:
         self.n_features_in_ = n_features
 
     def predict(self, X: NDArray[Any]) -> NDArray[Any]:
-        return np.asarray(X, dtype=np.float64).sum(axis=1)
+        result: NDArray[Any] = np.asarray(X, dtype=np.float64).sum(axis=1)
+        return result
 
 
 class GatedModel(SumModel):
@@ -71,5 +72,41 @@ class SlowModel(SumModel):
         self.delay_s = delay_s
 
     def predict(self, X: NDArray[Any]) -> NDArray[Any]:
+        time.sleep(self.delay_s)
+        return super().predict(X)
+
+
+class WrongRowsModel(SumModel):
+    """Answers one row more than it was given: a broken model the batcher must not trust."""
+
+    def predict(self, X: NDArray[Any]) -> NDArray[Any]:
+        result = super().predict(X)
+        return np.concatenate([result, result[:1]])
+
+
+class HangingModel(SumModel):
+    """Hangs for ``hang_s`` on any batch holding a row whose first value is 999."""
+
+    def __init__(self, n_features: int, hang_s: float) -> None:
+        super().__init__(n_features)
+        self.hang_s = hang_s
+
+    def predict(self, X: NDArray[Any]) -> NDArray[Any]:
+        if (np.asarray(X)[:, 0] == 999).any():
+            time.sleep(self.hang_s)
+        return super().predict(X)
+
+
+class CountingModel(SumModel):
+    """Appends each call's row count to ``calls_path`` (readable by the test), then sleeps."""
+
+    def __init__(self, n_features: int, calls_path: str, delay_s: float) -> None:
+        super().__init__(n_features)
+        self.calls_path = calls_path
+        self.delay_s = delay_s
+
+    def predict(self, X: NDArray[Any]) -> NDArray[Any]:
+        with open(self.calls_path, "a") as calls:  # noqa: PTH123 -- a plain append, per call
+            calls.write(f"{len(X)}\n")
         time.sleep(self.delay_s)
         return super().predict(X)

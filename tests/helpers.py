@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import os
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import httpx
 
 STARTUP_TIMEOUT_S = 60.0
@@ -67,25 +71,23 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path) -> No
 
 @contextmanager
 def serve_process(
-    tmp_path: Path, *args: str, env: Mapping[str, str] | None = None
+    tmp_path: Path, *args: str, env: Mapping[str, str] | None = None, user: int | None = None
 ) -> Iterator[ServerProcess]:
-    """Run ``python -m service serve --port <free> *args`` until the block ends."""
+    """Run ``python -m service serve --port <free> *args`` until the block ends.
+
+    With ``user``, the server runs under that uid and gid with no supplementary groups (and
+    with no capabilities, so file permissions hold for it).
+    """
     port = free_port()
     log_path = tmp_path / f"server-{port}.log"
     full_env = {**os.environ, **(env or {})}
     with log_path.open("wb") as log:
+        command = [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1"]
+        command += ["--port", str(port), *args]
+        if user is not None:
+            command = [*as_user(user), *command]
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "service",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                *args,
-            ],
+            command,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=full_env,
@@ -100,6 +102,14 @@ def serve_process(
             process.wait(10)
 
 
+NOBODY = 65534
+
+
+def as_user(uid: int) -> list[str]:
+    """The command prefix that runs a program as ``uid`` (group ``uid``, no extra groups)."""
+    return [require_tool("setpriv"), f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+
+
 def require_tool(name: str) -> str:
     """The path of ``name``; fails (never skips) when it is missing, saying how to install it."""
     path = shutil.which(name)
@@ -110,13 +120,15 @@ def require_tool(name: str) -> str:
 
 @dataclass(frozen=True)
 class Reply:
-    """One request of a load run: when it was sent, and what came back (or the error)."""
+    """One request of a load run: when it was sent, what came back (or the error), how long."""
 
     sent_at: float
     status: int | None
     model_version: str | None = None
     error: str | None = None
     retry_after: str | None = None
+    latency_s: float = 0.0
+    body: bytes = b""
 
 
 async def load(
@@ -129,16 +141,21 @@ async def load(
     path: str = "/predict",
     stop: asyncio.Event | None = None,
     timeout_s: float = 30.0,
+    headers: Mapping[str, str] | None = None,
+    keep_bodies: bool = False,
+    on_reply: Callable[[Reply], None] | None = None,
 ) -> list[Reply]:
     """Send requests over ``connections`` keep-alive connections until time, count or ``stop``.
 
-    Bounded in count (``max_requests``) and time (``duration_s``); errors are recorded, not
-    raised, so a test can assert on every reply.
+    Bounded in count (``max_requests``) and time (``duration_s``); errors (refused connections,
+    resets, client time-outs) are recorded, not raised, so a test can assert on every reply.
     """
     deadline = time.monotonic() + duration_s
     replies: list[Reply] = []
+    data = json.dumps(json_body).encode()
+    request_headers = {"Content-Type": "application/json", **(headers or {})}
 
-    async def worker(client: httpx.AsyncClient) -> None:
+    async def worker(session: aiohttp.ClientSession) -> None:
         while (
             time.monotonic() < deadline
             and len(replies) < max_requests
@@ -146,29 +163,33 @@ async def load(
         ):
             sent_at = time.monotonic()
             try:
-                response = await client.post(path, json=json_body)
-            except httpx.HTTPError as error:
+                async with session.post(url + path, data=data, headers=request_headers) as response:
+                    body = await response.read()
+            except (aiohttp.ClientError, TimeoutError) as error:
                 replies.append(Reply(sent_at, None, error=f"{type(error).__name__}: {error}"))
                 continue
-            replies.append(
-                Reply(
-                    sent_at,
-                    response.status_code,
-                    response.headers.get("X-Model-Version"),
-                    retry_after=response.headers.get("Retry-After"),
-                )
+            reply = Reply(
+                sent_at,
+                response.status,
+                response.headers.get("X-Model-Version"),
+                retry_after=response.headers.get("Retry-After"),
+                latency_s=time.monotonic() - sent_at,
+                body=body if keep_bodies else b"",
             )
+            replies.append(reply)
+            if on_reply is not None:
+                on_reply(reply)
 
-    # A client per connection: httpcore's pool does work quadratic in its connections. They
-    # share one SSL context, which httpx would otherwise build (slowly) per client.
-    tls = ssl.create_default_context()
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    clients = [
-        httpx.AsyncClient(base_url=url, timeout=timeout_s, limits=limits, verify=tls)
-        for _ in range(connections)
-    ]
-    try:
-        await asyncio.gather(*(worker(client) for client in clients))
-    finally:
-        await asyncio.gather(*(client.aclose() for client in clients))
+    connector = aiohttp.TCPConnector(limit=connections, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        await asyncio.gather(*(worker(session) for _ in range(connections)))
     return replies
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-quantile (0..1) of ``values`` by nearest rank."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("no values")
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]

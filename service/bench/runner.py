@@ -67,7 +67,12 @@ def _server_order(servers: Sequence[str], round_number: int) -> list[str]:
     return list(servers) if round_number % 2 == 1 else list(reversed(servers))
 
 
-def _notes(options: BenchOptions, service_workers: str) -> tuple[str, ...]:
+def _load_average() -> str:
+    one, five, _ = os.getloadavg()
+    return f"{one:.2f} (1 min), {five:.2f} (5 min)"
+
+
+def _notes(options: BenchOptions, service_workers: str, load_before: str) -> tuple[str, ...]:
     import numpy
     import sklearn
 
@@ -91,6 +96,8 @@ def _notes(options: BenchOptions, service_workers: str) -> tuple[str, ...]:
         ),
         f"(a) service: {options.url or 'started by the bench'}, workers {service_workers}; "
         f"environment: {' '.join(env) if env else 'no PREDICTION_* variables'}",
+        # Other work on the machine shows up here; the bench cannot keep it away.
+        f"load average before: {load_before}; after: {_load_average()}",
     )
 
 
@@ -263,6 +270,7 @@ def run(options: BenchOptions, *, out: TextIO = sys.stdout) -> BenchReport:
         BenchError: wrk is missing, a server did not start, or wrk failed.
     """
     wrk_path()  # fail before training anything when wrk is missing
+    load_before = _load_average()
     started = time.monotonic()
     print(
         f"bench: {len(options.servers)} servers x {options.rounds} rounds x "
@@ -287,7 +295,7 @@ def run(options: BenchOptions, *, out: TextIO = sys.stdout) -> BenchReport:
         rounds=options.rounds,
         servers=options.servers,
         models=options.models,
-        notes=_notes(options, _service_workers(options)),
+        notes=_notes(options, _service_workers(options), load_before),
     )
     results_dir = options.results_dir
     results_dir.mkdir(parents=True, exist_ok=True)

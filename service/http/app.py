@@ -66,7 +66,8 @@ def create_app(
         metrics_registry or CollectorRegistry(), max_batch_rows=settings.max_batch_rows
     )
 
-    app = Quart(__name__)
+    # No static folder: no route of this app serves files from disk.
+    app = Quart(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     registry = ModelRegistry(store, settings, observer_factory=metrics.observer, listener=metrics)
     AppState(settings=settings, registry=registry, metrics=metrics).attach(app)

@@ -84,6 +84,10 @@ def register_error_handlers(app: Quart) -> None:
         status = error.code or 500
         message = _HTTP_MESSAGES.get(status) or f"{error.name}."
         response = json_response({"error": message}, status)
+        if status == 413:
+            # The body was refused unread, so the connection cannot carry another request;
+            # saying so keeps keep-alive clients from reusing it.
+            response.headers["Connection"] = "close"
         if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
             response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
         return response

@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import signal
 import time
 from pathlib import Path
 
 import httpx
 
 from service.store import ModelStore
+from tests.helpers import Reply
 from tests.helpers import load
 from tests.helpers import serve_process
 
 SETOSA = {"features": [[5.1, 3.5, 1.4, 0.2]]}
 TOKEN = "s3cret-token-0123456789"
-
-
-async def wait_for(condition: object, timeout_s: float) -> None:
-    """Await until ``condition()`` is true, polling on the loop; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not reached in time"
-        # Polling a bounded condition while the load runs in other tasks.
-        await asyncio.sleep(0.05)
 
 
 def add_version(store_root: Path, name: str = "iris", *, tampered: bool = False) -> int:
@@ -50,6 +40,21 @@ async def test_new_version_switches_under_load_without_errors(
 ) -> None:
     """Under load, a registered version takes over within the poll interval with zero non-200s."""
     env = {"PREDICTION_RELOAD_INTERVAL_S": "0.5"}
+    first_on_v1 = asyncio.Event()
+    first_on_v2 = asyncio.Event()
+    many_on_v2 = asyncio.Event()
+    on_v2 = 0
+
+    def watch(reply: Reply) -> None:
+        nonlocal on_v2
+        if reply.model_version == "1":
+            first_on_v1.set()
+        elif reply.model_version == "2":
+            first_on_v2.set()
+            on_v2 += 1
+            if on_v2 >= 200:
+                many_on_v2.set()
+
     with serve_process(
         tmp_path, "--model-store", str(store_root), "--default-model", "iris", env=env
     ) as server:
@@ -59,37 +64,29 @@ async def test_new_version_switches_under_load_without_errors(
                 server.url,
                 connections=16,
                 duration_s=60,
-                max_requests=20_000,
+                max_requests=50_000,
                 json_body=SETOSA,
                 stop=stop,
+                on_reply=watch,
             )
         )
-        await asyncio.sleep(0.5)  # some traffic on version 1 first (a load phase, not a sync)
+        async with asyncio.timeout(20):
+            await first_on_v1.wait()
         add_version(store_root)
-        switched_at = time.monotonic()
-        seen_v2 = False
-
-        def on_v2() -> bool:
-            nonlocal seen_v2
-            seen_v2 = seen_v2 or any(r.model_version == "2" for r in run_replies(run))
-            return seen_v2
-
-        await wait_for(lambda: run.done() or on_v2(), timeout_s=20)
-        await asyncio.sleep(0.5)  # keep the load on version 2 for a moment
+        registered_at = time.monotonic()
+        async with asyncio.timeout(20):
+            await first_on_v2.wait()
+        switched_after_s = time.monotonic() - registered_at
+        # Keep the load on while requests accepted by version 1 drain.
+        async with asyncio.timeout(20):
+            await many_on_v2.wait()
         stop.set()
         replies = await run
 
     assert [] == [r for r in replies if r.status != 200]
     assert {"1", "2"} == {r.model_version for r in replies}
-    first_v2 = min(r.sent_at for r in replies if r.model_version == "2")
-    assert first_v2 - switched_at < 5.0, "the switch took longer than a few poll intervals"
+    assert switched_after_s < 10.0, "the switch took longer than many poll intervals"
     assert "2" == max(replies, key=lambda r: r.sent_at).model_version
-
-
-def run_replies(task: asyncio.Task[object]) -> list:  # type: ignore[type-arg]
-    # The load task fills its list as it goes; peek at it through the coroutine's frame.
-    frame = task.get_coro().cr_frame  # type: ignore[union-attr]
-    return list(frame.f_locals.get("replies", [])) if frame is not None else []
 
 
 async def test_tampered_version_refused_previous_keeps_answering(
@@ -147,26 +144,3 @@ async def test_repository_load_and_unload_under_load(tmp_path: Path, store_root:
     assert [200, 200, 200, 200] == statuses
     assert [] == [r for r in replies if r.status != 200]
     assert "2" == max(replies, key=lambda r: r.sent_at).model_version
-
-
-async def test_sigterm_under_load_answers_every_sent_request(
-    tmp_path: Path, store_root: Path
-) -> None:
-    """SIGTERM with 64 clients sending: every request sent before it gets 200 or 503, exit 0."""
-    env = {"PREDICTION_DRAIN_S": "1", "PREDICTION_RELOAD_INTERVAL_S": "0"}
-    with serve_process(
-        tmp_path, "--model-store", str(store_root), "--default-model", "iris", env=env
-    ) as server:
-        run = asyncio.create_task(
-            load(server.url, connections=64, duration_s=6, max_requests=50_000, json_body=SETOSA)
-        )
-        await asyncio.sleep(1.5)  # let the load reach steady state (a load phase, not a sync)
-        signalled_at = time.monotonic()
-        os.kill(server.process.pid, signal.SIGTERM)
-        exit_code = await asyncio.to_thread(server.process.wait, 60)
-        replies = await run
-
-    before = [r for r in replies if r.sent_at < signalled_at]
-    assert len(before) > 64
-    assert [] == [r for r in before if r.status not in (200, 503)]
-    assert 0 == exit_code

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,7 @@ def _registry() -> CollectorRegistry:
 
 
 @pytest.fixture(name="gate")
-def _gate() -> AsyncIterator[Gate]:
+def _gate() -> Iterator[Gate]:
     gate = Gate()
     GATES["metrics"] = gate
     yield gate
@@ -154,7 +155,7 @@ async def test_shed_and_timed_out_requests_counted(
 async def test_model_info_and_loads(app: Quart, registry: CollectorRegistry) -> None:
     """Each loaded version has a model_info series and an ok load count."""
     manifest = ModelStore(Path(get_state(app).settings.model_store)).read_manifest("iris", 1)
-    text = (await (await app.test_client().get("/metrics")).get_data()).decode()
+    text = await (await app.test_client().get("/metrics")).get_data(as_text=True)
 
     assert 1 == sample(
         registry,
@@ -199,4 +200,4 @@ async def test_metrics_openmetrics_when_asked(app: Quart) -> None:
     )
 
     assert response.content_type.startswith("application/openmetrics-text")
-    assert (await response.get_data()).endswith(b"# EOF\n")
+    assert (await response.get_data(as_text=True)).endswith("# EOF\n")

@@ -52,7 +52,7 @@ async def test_unauthorized_with_missing_or_wrong_token(
     response = await admin_app.test_client().get("/v2/repository/index", headers=headers)
 
     assert (401, "Bearer") == (response.status_code, response.headers["WWW-Authenticate"])
-    assert TOKEN not in (await response.get_data()).decode()
+    assert TOKEN not in await response.get_data(as_text=True)
 
 
 async def test_index_lists_versions(admin_app: Quart) -> None:

@@ -27,11 +27,11 @@ SETOSA = [5.1, 3.5, 1.4, 0.2]
 VIRGINICA = [6.9, 3.1, 5.4, 2.1]
 
 
-def matrix_input(rows: list[list[float]], datatype: str = "FP64", **extra: Any) -> dict[str, Any]:
+def matrix_input(rows: list[list[Any]], datatype: str = "FP64", **extra: Any) -> dict[str, Any]:
     """One [N, 4] tensor with flat data, as tritonclient sends it."""
     flat = [value for row in rows for value in row]
-    return {"name": "input-0", "shape": [len(rows), len(rows[0])], "datatype": datatype,
-            "data": flat, **extra}  # fmt: skip
+    shape = [len(rows), len(rows[0])]
+    return {"name": "input-0", "shape": shape, "datatype": datatype, "data": flat, **extra}
 
 
 async def infer(client: Client, body: object, path: str = "/v2/models/iris/infer") -> Any:
@@ -47,8 +47,11 @@ async def test_server_metadata(client: Client) -> None:
     """GET /v2 names the server, its version and its extensions."""
     response = await client.get("/v2")
 
-    expected = {"name": "prediction-service", "version": __version__,
-                "extensions": ["model_repository"]}  # fmt: skip
+    expected = {
+        "name": "prediction-service",
+        "version": __version__,
+        "extensions": ["model_repository"],
+    }
     assert expected == await response.get_json()
 
 
@@ -261,7 +264,7 @@ def _columns(**overrides: Any) -> list[dict[str, Any]]:
         (
             [{"name": "x", "shape": [2, 4], "datatype": "FP64", "data": [SETOSA, [1.0]]}],
             "nested differently",
-        ),  # fmt: skip
+        ),
         ([{"name": "x", "shape": [0, 4], "datatype": "FP64", "data": []}], "no rows"),
         ([{"name": "x", "shape": [1, 4], "datatype": "FP64"}], 'no "data"'),
         ([{**matrix_input([SETOSA], "FP32"), "data": [1e39, 0, 0, 0]}], "must be finite"),
@@ -281,11 +284,11 @@ async def test_invalid_inputs(client: Client, inputs: list[Any], message: str) -
         (
             {"inputs": [matrix_input([SETOSA])], "outputs": [{"name": "explain"}]},
             "Unknown output 'explain'; model 'iris' has: predict, predict_proba.",
-        ),  # fmt: skip
+        ),
         (
             {"inputs": [matrix_input([SETOSA])], "outputs": {"name": "predict"}},
             '"outputs" must be an array of {"name": ...} objects.',
-        ),  # fmt: skip
+        ),
         ({"inputs": [matrix_input([SETOSA])], "id": 7}, '"id" must be a string.'),
         ([matrix_input([SETOSA])], 'The body must be a JSON object with an "inputs" array.'),
     ],

@@ -1,0 +1,175 @@
+"""NVIDIA's ``tritonclient.http``, unchanged, against a real server process (SPEC §3.2)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import tritonclient.http as triton  # type: ignore[import-untyped]
+from sklearn.datasets import load_iris
+from tritonclient.utils import InferenceServerException  # type: ignore[import-untyped]
+
+from service import __version__
+from service.store import ModelStore
+from tests.helpers import serve_process
+
+
+@pytest.fixture(name="model_store", scope="module")
+def _model_store(demo_store_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy of the demo store (as ``store_root``) shared by this module's server."""
+    root = tmp_path_factory.mktemp("tritonclient") / "model_store"
+    shutil.copytree(demo_store_template, root)
+    return root
+
+
+@pytest.fixture(name="client", scope="module")
+def _client(
+    model_store: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[triton.InferenceServerClient]:
+    logs = tmp_path_factory.mktemp("tritonclient-logs")
+    with serve_process(
+        logs, "--model-store", str(model_store), "--default-model", "iris"
+    ) as server:
+        client = triton.InferenceServerClient(url=server.url.removeprefix("http://"))
+        try:
+            yield client
+        finally:
+            client.close()
+
+
+@pytest.fixture(name="model", scope="module")
+def _model(model_store: Path) -> Any:
+    return ModelStore(model_store).load("iris", 1).model
+
+
+@pytest.fixture(name="X", scope="module")
+def _iris_features() -> np.ndarray[Any, Any]:
+    X, _ = load_iris(return_X_y=True)
+    return np.asarray(X, dtype=np.float64)
+
+
+def matrix(X: np.ndarray[Any, Any], datatype: str, *, binary: bool = False) -> triton.InferInput:
+    tensor = triton.InferInput("input-0", list(X.shape), datatype)
+    tensor.set_data_from_numpy(X, binary_data=binary)
+    return tensor
+
+
+def test_server_live(client: triton.InferenceServerClient) -> None:
+    """is_server_live is true."""
+    assert client.is_server_live()
+
+
+def test_server_ready(client: triton.InferenceServerClient) -> None:
+    """is_server_ready is true once the server has loaded its models."""
+    assert client.is_server_ready()
+
+
+def test_model_ready(client: triton.InferenceServerClient) -> None:
+    """is_model_ready is true for a served model (and version), false for an unknown one."""
+    assert (True, True, False) == (
+        client.is_model_ready("iris"),
+        client.is_model_ready("iris", "1"),
+        client.is_model_ready("nope"),
+    )
+
+
+def test_server_metadata(client: triton.InferenceServerClient) -> None:
+    """get_server_metadata names the server and its version."""
+    metadata = client.get_server_metadata()
+
+    assert ("prediction-service", __version__) == (metadata["name"], metadata["version"])
+
+
+def test_model_metadata(client: triton.InferenceServerClient) -> None:
+    """get_model_metadata describes the input and both outputs."""
+    metadata = client.get_model_metadata("iris")
+
+    assert (
+        "iris",
+        "scikit-learn",
+        [{"name": "input-0", "datatype": "FP64", "shape": [-1, 4]}],
+        [
+            {"name": "predict", "datatype": "INT64", "shape": [-1]},
+            {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 3]},
+        ],
+    ) == (metadata["name"], metadata["platform"], metadata["inputs"], metadata["outputs"])
+
+
+def test_infer_fp64(
+    client: triton.InferenceServerClient, model: Any, X: np.ndarray[Any, Any]
+) -> None:
+    """infer with an FP64 input answers model.predict on the whole dataset."""
+    result = client.infer("iris", [matrix(X, "FP64")])
+
+    assert model.predict(X).tolist() == result.as_numpy("predict").tolist()
+
+
+def test_infer_fp32(
+    client: triton.InferenceServerClient, model: Any, X: np.ndarray[Any, Any]
+) -> None:
+    """infer with an FP32 input answers model.predict on the same float32 values."""
+    X32 = X.astype(np.float32)
+
+    result = client.infer("iris", [matrix(X32, "FP32")])
+
+    assert model.predict(X32.astype(np.float64)).tolist() == result.as_numpy("predict").tolist()
+
+
+def test_infer_binary_data(
+    client: triton.InferenceServerClient, model: Any, X: np.ndarray[Any, Any]
+) -> None:
+    """infer with tritonclient's default binary tensor data is answered the same."""
+    outputs = [triton.InferRequestedOutput("predict")]  # asks for binary, gets JSON: fine
+
+    result = client.infer("iris", [matrix(X, "FP64", binary=True)], outputs=outputs)
+
+    assert model.predict(X).tolist() == result.as_numpy("predict").tolist()
+
+
+def test_infer_predict_proba(
+    client: triton.InferenceServerClient, model: Any, X: np.ndarray[Any, Any]
+) -> None:
+    """predict_proba requested via InferRequestedOutput equals model.predict_proba."""
+    outputs = [
+        triton.InferRequestedOutput("predict", binary_data=False),
+        triton.InferRequestedOutput("predict_proba", binary_data=False),
+    ]
+
+    result = client.infer("iris", [matrix(X, "FP64")], outputs=outputs, request_id="7")
+
+    assert ("7", model.predict(X).tolist()) == (
+        result.get_response()["id"],
+        result.as_numpy("predict").tolist(),
+    )
+    np.testing.assert_allclose(
+        model.predict_proba(X), result.as_numpy("predict_proba"), rtol=0, atol=1e-12
+    )
+
+
+def test_infer_pinned_version(
+    client: triton.InferenceServerClient, model: Any, X: np.ndarray[Any, Any]
+) -> None:
+    """infer with model_version goes to that version."""
+    result = client.infer("iris", [matrix(X[:5], "FP64")], model_version="1")
+
+    assert ("1", model.predict(X[:5]).tolist()) == (
+        result.get_response()["model_version"],
+        result.as_numpy("predict").tolist(),
+    )
+
+
+def test_error_reaches_client(client: triton.InferenceServerClient) -> None:
+    """The server's one-sentence error is what tritonclient raises."""
+    tensor = triton.InferInput("input-0", [1, 3], "FP64")
+    tensor.set_data_from_numpy(np.zeros((1, 3)), binary_data=False)
+
+    with pytest.raises(InferenceServerException) as raised:
+        client.infer("iris", [tensor])
+
+    assert "Input 'input-0' must have shape [N, 4] (N rows of 4 features), got [1, 3]." == (
+        raised.value.message()
+    )

@@ -1,0 +1,270 @@
+"""The bench's conclusions: medians over rounds, per-round ratios, target verdicts, the reports."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from service.bench.catalog import BARE
+from service.bench.catalog import FLASK
+from service.bench.catalog import FLASK_GTHREAD
+from service.bench.catalog import LOGREG
+from service.bench.catalog import RANDOM_FOREST
+from service.bench.catalog import SERVICE
+from service.bench.report import BenchReport
+from service.bench.report import Point
+from service.bench.report import TargetResult
+from service.bench.report import evaluate_targets
+from service.bench.report import ratios
+from service.bench.report import render_markdown
+from service.bench.report import render_text
+from service.bench.report import report_json
+from service.bench.report import summarize
+from service.bench.wrk import WrkResult
+
+MS = 0.001
+
+
+def point(
+    server: str,
+    rate: float,
+    *,
+    round_number: int = 1,
+    model: str = RANDOM_FOREST,
+    connections: int = 64,
+    rows: int = 1,
+    p50_s: float = 10 * MS,
+    p99_s: float = 50 * MS,
+    non_2xx: int = 0,
+    timeouts: int = 0,
+    batch: float | None = None,
+) -> Point:
+    """A measured point whose wrk run completed ``rate`` requests/s for 4 s."""
+    requests = int(rate * 4)
+    return Point(
+        round=round_number,
+        server=server,
+        model=model,
+        connections=connections,
+        rows=rows,
+        result=WrkResult(
+            requests=requests,
+            duration_s=4.0,
+            requests_per_s=rate,
+            p50_s=p50_s if requests else None,
+            p99_s=p99_s if requests else None,
+            non_2xx=non_2xx,
+            timeouts=timeouts,
+        ),
+        mean_batch_rows=batch,
+    )
+
+
+def passing_points(rounds: int = 3) -> list[Point]:
+    """Every point the targets need, with (a) meeting every target in every round."""
+    points: list[Point] = []
+    for r in range(1, rounds + 1):
+        points += [
+            point(SERVICE, 1200 + r, round_number=r, p99_s=80 * MS, batch=20.0),
+            point(FLASK, 80, round_number=r),
+            point(FLASK_GTHREAD, 130, round_number=r),
+            point(BARE, 1100, round_number=r),
+            point(SERVICE, 1300, round_number=r, model=LOGREG),
+            point(FLASK_GTHREAD, 1200, round_number=r, model=LOGREG),
+            point(SERVICE, 2000, round_number=r, model=LOGREG, connections=1, p50_s=0.9 * MS),
+            point(BARE, 2500, round_number=r, model=LOGREG, connections=1, p50_s=0.4 * MS),
+            point(SERVICE, 60, round_number=r, connections=16, rows=256, batch=256.0),
+        ]
+    return points
+
+
+RAW = {RANDOM_FOREST: 27_000.0, LOGREG: 2_000_000.0}
+
+
+def by_name(targets: list[TargetResult]) -> dict[str, TargetResult]:
+    return {target.name: target for target in targets}
+
+
+def verdicts(points: list[Point], raw: dict[str, float] = RAW) -> list[str]:
+    return [target.verdict for target in evaluate_targets(points, raw, 256)]
+
+
+def test_summary_takes_medians_over_rounds_and_sums_errors() -> None:
+    """Rate, p50, p99 and batch rows are medians over rounds; the range is min-max; errors add."""
+    points = [
+        point(SERVICE, 100, round_number=1, p50_s=1 * MS, p99_s=9 * MS, batch=2.0),
+        point(SERVICE, 300, round_number=2, p50_s=3 * MS, p99_s=7 * MS, timeouts=4, batch=6.0),
+        point(SERVICE, 200, round_number=3, p50_s=2 * MS, p99_s=8 * MS, non_2xx=2, batch=4.0),
+    ]
+
+    (summary,) = summarize(points)
+
+    assert (summary.rounds, summary.min_ok_requests_per_s, summary.max_ok_requests_per_s) == (
+        3,
+        100,
+        300,
+    )
+    assert summary.ok_requests_per_s == pytest.approx(200 * (800 - 2) / 800)
+    assert summary.p50_s == pytest.approx(2 * MS)
+    assert summary.p99_s == pytest.approx(8 * MS)
+    assert (summary.errors, dict(summary.error_kinds)) == (6, {"timeout": 4, "non-2xx": 2})
+    assert summary.mean_batch_rows == 4.0
+
+
+def test_summaries_follow_model_rows_connections_and_server_order() -> None:
+    """Summaries are ordered by model, request size, connections, then (a)-(d)."""
+    points = [
+        point(BARE, 1, model=LOGREG),
+        point(SERVICE, 1, rows=256, connections=16),
+        point(FLASK, 1, connections=1),
+        point(SERVICE, 1, connections=1),
+    ]
+
+    order = [(s.model, s.rows, s.connections, s.server) for s in summarize(points)]
+
+    assert order == [
+        (RANDOM_FOREST, 1, 1, SERVICE),
+        (RANDOM_FOREST, 1, 1, FLASK),
+        (RANDOM_FOREST, 256, 16, SERVICE),
+        (LOGREG, 1, 64, BARE),
+    ]
+
+
+def test_ratios_are_per_round_with_their_median() -> None:
+    """(a)/(b) is computed within each round, and the reported value is their median."""
+    points = [
+        point(SERVICE, 1000, round_number=1),
+        point(FLASK, 100, round_number=1),
+        point(SERVICE, 900, round_number=2),
+        point(FLASK, 60, round_number=2),
+        point(SERVICE, 1100, round_number=3),
+        point(FLASK, 100, round_number=3),
+    ]
+
+    (ratio,) = ratios(points)
+
+    assert ratio.baseline == FLASK
+    assert ratio.per_round == pytest.approx((10.0, 15.0, 11.0))
+    assert ratio.median == pytest.approx(11.0)
+
+
+def test_a_round_missing_a_side_or_with_a_zero_baseline_has_no_ratio() -> None:
+    """A round without the baseline, or where it completed nothing, is skipped in the median."""
+    points = [
+        point(SERVICE, 1000, round_number=1),
+        point(FLASK, 0, round_number=1),
+        point(SERVICE, 1000, round_number=2),
+        point(FLASK, 200, round_number=2),
+        point(SERVICE, 1000, round_number=3),
+    ]
+
+    (ratio,) = ratios(points)
+
+    assert (ratio.per_round[0], ratio.per_round[2]) == (None, None)
+    assert ratio.per_round[1] == pytest.approx(5.0)
+    assert ratio.median == pytest.approx(5.0)
+
+
+def test_every_target_passes_when_met() -> None:
+    """Points meeting every target give six PASS verdicts."""
+    assert verdicts(passing_points()) == ["PASS"] * 6
+
+
+def test_random_forest_targets_fail_below_their_bounds() -> None:
+    """Under 10x (b), under 1.0x (d) and a p99 over 100 ms each FAIL."""
+    points = [p for p in passing_points() if not (p.server == SERVICE and p.connections == 64)]
+    points += [
+        point(SERVICE, 700, round_number=r, p99_s=150 * MS, model=RANDOM_FOREST) for r in (1, 2, 3)
+    ]
+
+    assert verdicts(points)[:3] == ["FAIL", "FAIL", "FAIL"]
+
+
+def test_a_rate_target_fails_when_the_service_had_errors() -> None:
+    """A ratio over the bound still FAILs when (a) had failed requests at that point."""
+    points = [p for p in passing_points() if p.server != SERVICE or p.model != LOGREG]
+    points += [point(SERVICE, 1300, round_number=r, model=LOGREG, timeouts=1) for r in (1, 2, 3)]
+    points += [
+        point(SERVICE, 2000, round_number=r, model=LOGREG, connections=1, p50_s=0.9 * MS)
+        for r in (1, 2, 3)
+    ]
+
+    target = evaluate_targets(points, RAW, 256)[3]
+
+    assert (target.verdict, target.measured.endswith("(a) had 3 failed requests")) == (
+        "FAIL",
+        True,
+    )
+
+
+def test_latency_target_compares_p50_with_the_bare_server() -> None:
+    """The 1-connection target passes within 1 ms of (d)'s p50 and fails beyond it."""
+    points = [p for p in passing_points() if not (p.server == SERVICE and p.connections == 1)]
+    slow = [
+        point(SERVICE, 500, round_number=r, model=LOGREG, connections=1, p50_s=1.6 * MS)
+        for r in (1, 2, 3)
+    ]
+
+    assert verdicts(passing_points())[4] == "PASS"
+    assert verdicts(points + slow)[4] == "FAIL"
+
+
+def test_bulk_target_compares_rows_per_second_with_raw_predict() -> None:
+    """Bulk (a) at 60 req/s x 256 rows = 15,360 rows/s passes against 27,000 and fails at 40,000."""
+    assert verdicts(passing_points())[5] == "PASS"
+    assert verdicts(passing_points(), {RANDOM_FOREST: 40_000.0})[5] == "FAIL"
+
+
+def test_targets_not_measured_are_not_applicable() -> None:
+    """Without the baselines or points a target needs, its verdict is N/A, not FAIL."""
+    only_service = [p for p in passing_points() if p.server == SERVICE]
+
+    assert verdicts(only_service, {}) == ["N/A", "N/A", "PASS", "N/A", "N/A", "N/A"]
+
+
+def report(points: list[Point]) -> BenchReport:
+    return BenchReport(
+        points=tuple(points),
+        raw_rows_per_s=RAW,
+        bulk_rows=256,
+        rounds=3,
+        servers=(SERVICE, FLASK, FLASK_GTHREAD, BARE),
+        models=(RANDOM_FOREST, LOGREG),
+        notes=("machine: test",),
+    )
+
+
+def test_markdown_has_targets_results_ratios_plot_and_every_run() -> None:
+    """The markdown report holds each section, the verdicts and one row per measured point."""
+    points = passing_points()
+
+    markdown = render_markdown(report(points), plot_name="bench.png")
+
+    for heading in ("## Targets", "## Results", "## Ratios", "## Plot", "## Every run"):
+        assert heading in markdown
+    assert "- machine: test" in markdown
+    assert markdown.count("| PASS |") == 6
+    assert "![throughput and p99 against connections](bench.png)" in markdown
+    every_run = markdown.split("## Every run", 1)[1]
+    assert every_run.count("\n| ") - 2 == len(points)
+
+
+def test_text_report_prints_a_verdict_and_measured_value_per_target() -> None:
+    """The console report ends with one PASS/FAIL line per target, each with what was measured."""
+    text = render_text(report(passing_points()))
+
+    target_lines = [line for line in text.splitlines() if line.startswith(("PASS", "FAIL"))]
+    assert len(target_lines) == 6
+    assert all("measured" in line for line in target_lines)
+    assert "(a) / (b)" in text
+
+
+def test_json_report_keeps_every_point_and_target() -> None:
+    """The JSON results hold each point's wrk numbers and each target's verdict."""
+    points = passing_points()
+
+    payload = orjson.loads(report_json(report(points)))
+
+    assert len(payload["points"]) == len(points)
+    assert payload["points"][0]["result"]["requests_per_s"] == points[0].result.requests_per_s
+    assert [t["verdict"] for t in payload["targets"]] == ["PASS"] * 6

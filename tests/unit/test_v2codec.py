@@ -1,0 +1,285 @@
+"""The V2 tensor codec: request tensors to the model's matrix, outputs and metadata back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from service.errors import InvalidInputError
+from service.errors import TooManyRowsError
+from service.store import Manifest
+from service.v2codec import decode_request
+from service.v2codec import encode_output
+from service.v2codec import model_metadata
+from service.v2codec import predict_datatype
+from service.v2codec import split_binary_body
+
+NAMES = ("a", "b", "c")
+
+
+def manifest(**overrides: Any) -> Manifest:
+    fields: dict[str, Any] = {
+        "name": "m",
+        "version": 3,
+        "artifact": "model.joblib",
+        "sha256": "0" * 64,
+        "framework": "scikit-learn",
+        "framework_version": "1.0",
+        "python_version": "3.11.0",
+        "created_at": "2026-01-01T00:00:00Z",
+        "task": "classification",
+        "n_features": 3,
+        "feature_names": NAMES,
+        "classes": (0, 1),
+        "outputs": ("predict", "predict_proba"),
+    }
+    fields.update(overrides)
+    return Manifest(**fields)
+
+
+def tensor(data: object, shape: list[int], datatype: str = "FP64", name: str = "x") -> Any:
+    return {"name": name, "shape": shape, "datatype": datatype, "data": data}
+
+
+def decode(inputs: list[Any], *, max_rows: int = 100, **body: Any) -> Any:
+    return decode_request({"inputs": inputs, **body}, manifest(), max_rows=max_rows)
+
+
+class TestDecodeRequest:
+    def test_flat_matrix(self) -> None:
+        """Flat data of an [N, n_features] tensor becomes that matrix, row-major."""
+        decoded = decode([tensor([1, 2, 3, 4, 5, 6], [2, 3])])
+
+        assert [[1, 2, 3], [4, 5, 6]] == decoded.matrix.tolist()
+
+    def test_matrix_is_c_contiguous_float64(self) -> None:
+        """The matrix is what the batcher stacks: C-contiguous float64."""
+        matrix = decode([tensor([1, 2, 3], [1, 3], "INT32")]).matrix
+
+        assert (np.float64, True) == (matrix.dtype, matrix.flags.c_contiguous)
+
+    def test_nested_matrix(self) -> None:
+        """Nested data that follows the shape equals the same data flat."""
+        decoded = decode([tensor([[1, 2, 3], [4, 5, 6]], [2, 3])])
+
+        assert [[1, 2, 3], [4, 5, 6]] == decoded.matrix.tolist()
+
+    def test_columns_in_any_order(self) -> None:
+        """Per-feature tensors are placed in the manifest's feature order."""
+        inputs = [tensor([3, 6], [2], name="c"), tensor([1, 4], [2], name="a")]
+        inputs.append(tensor([[2], [5]], [2, 1], name="b"))
+
+        assert [[1, 2, 3], [4, 5, 6]] == decode(inputs).matrix.tolist()
+
+    def test_fp32_values_rounded_to_float32(self) -> None:
+        """An FP32 tensor's values are float32 values, as a float32 server would hold them."""
+        decoded = decode([tensor([0.1, 0.2, 0.3], [1, 3], "FP32")])
+
+        assert np.array([[0.1, 0.2, 0.3]], dtype=np.float32).tolist() == decoded.matrix.tolist()
+
+    def test_defaults(self) -> None:
+        """Without id and outputs, the request has no id and asks for predict."""
+        decoded = decode([tensor([1, 2, 3], [1, 3])])
+
+        assert (None, ("predict",)) == (decoded.id, decoded.outputs)
+
+    def test_outputs_in_order_without_repeats(self) -> None:
+        """Outputs come back in the order asked, each once."""
+        outputs = [{"name": "predict_proba"}, {"name": "predict"}, {"name": "predict_proba"}]
+
+        decoded = decode([tensor([1, 2, 3], [1, 3])], outputs=outputs, id="r1")
+
+        assert ("r1", ("predict_proba", "predict")) == (decoded.id, decoded.outputs)
+
+    def test_int64_bounds_are_exact(self) -> None:
+        """INT64 accepts its extremes and refuses one past them."""
+        decode([tensor([-(2**63), 2**63 - 1, 0], [1, 3], "INT64")])
+
+        with pytest.raises(InvalidInputError, match="out of the INT64 range"):
+            decode([tensor([2**63, 0, 0], [1, 3], "INT64")])
+
+    def test_too_many_rows(self) -> None:
+        """More rows than max_rows is TooManyRowsError (413), for columns too."""
+        with pytest.raises(TooManyRowsError):
+            decode([tensor([1] * 6, [2, 3])], max_rows=1)
+        with pytest.raises(TooManyRowsError):
+            decode([tensor([1, 1], [2], name=name) for name in NAMES], max_rows=1)
+
+    @pytest.mark.parametrize(
+        ("inputs", "message"),
+        [
+            ([tensor([1, 2], [1, 2])], r"must have shape \[N, 3\]"),
+            ([tensor([1, 2, 3], [3], name="x")], r"must have shape \[N, 3\]"),
+            ([tensor([1, 2, 3], [1, 3], name="")], 'needs a "name"'),
+            ([tensor([1, 2, 3], [], name="x")], '"shape"'),
+            ([tensor([1, 2, 3], [1, True], name="x")], '"shape"'),
+            ([tensor({"a": 1}, [1, 3])], "data must be an array"),
+            ([tensor([[1, 2, 3]], [3, 1])], "nested differently"),
+            ([tensor([[1, 2], [3]], [2, 2])], "nested differently"),
+            ([tensor([[[1, 2, 3]]], [1, 3])], "nested differently"),
+            ([tensor([1, 2, None], [1, 3])], "value 2: null is not a number"),
+            ([tensor([1, 2, 2**1100], [1, 3])], "too large to be a 64-bit float"),
+            ([tensor([1, 1], [2], name=n) for n in ("a", "b", "a")], "given twice"),
+            ([tensor([1, 1], [2, 1, 1], name=n) for n in NAMES], r"must have shape \[N\]"),
+            (["x"], "must be an object"),
+        ],
+    )
+    def test_invalid(self, inputs: list[Any], message: str) -> None:
+        """Tensors that do not follow the protocol or fit the model are refused, saying why."""
+        with pytest.raises(InvalidInputError, match=message):
+            decode(inputs)
+
+    def test_columns_need_feature_names(self) -> None:
+        """Without feature names a model takes only the one matrix input."""
+        unnamed = manifest(feature_names=None)
+        inputs = [tensor([1], [1], name=name) for name in NAMES]
+
+        with pytest.raises(InvalidInputError, match="no feature names"):
+            decode_request({"inputs": inputs}, unnamed, max_rows=10)
+
+    def test_output_the_model_lacks(self) -> None:
+        """predict_proba of a model without it is an unknown output."""
+        regressor = manifest(task="regression", classes=None, outputs=("predict",))
+        body = {"inputs": [tensor([1, 2, 3], [1, 3])], "outputs": [{"name": "predict_proba"}]}
+
+        with pytest.raises(InvalidInputError, match=r"model 'm' has: predict\.$"):
+            decode_request(body, regressor, max_rows=10)
+
+    @pytest.mark.parametrize(
+        ("body", "message"),
+        [
+            ({"inputs": [tensor([1, 2, 3], [1, 3])], "parameters": []}, '"parameters"'),
+            ({"inputs": [tensor([1, 2, 3], [1, 3])], "outputs": [{}]}, '"name" string'),
+            ({"inputs": [tensor([1, 2, 3], [1, 3])], "outputs": ["predict"]}, '"name" string'),
+            ({"inputs": {}}, '"inputs" must be a non-empty array'),
+        ],
+    )
+    def test_invalid_fields(self, body: dict[str, Any], message: str) -> None:
+        """Ill-typed top-level fields are refused, naming the field."""
+        with pytest.raises(InvalidInputError, match=message):
+            decode_request(body, manifest(), max_rows=10)
+
+
+class TestBinaryData:
+    def test_split_and_decode(self) -> None:
+        """Raw little-endian bytes after the JSON header are read by each input's datatype."""
+        raw = np.array([[1, 2, 3]], dtype="<i4").tobytes()
+        header = {
+            "inputs": [
+                {
+                    "name": "x",
+                    "shape": [1, 3],
+                    "datatype": "INT32",
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            ]
+        }
+
+        decoded = decode_request(header, manifest(), max_rows=10, binary=raw)
+
+        assert [[1, 2, 3]] == decoded.matrix.tolist()
+
+    def test_columns_read_in_input_order(self) -> None:
+        """Each binary input takes its bytes in the order the inputs are listed."""
+        columns = {"b": [2.0, 5.0], "a": [1.0, 4.0], "c": [3.0, 6.0]}
+        raw = b"".join(np.array(values, dtype="<f8").tobytes() for values in columns.values())
+        inputs = [
+            {"name": n, "shape": [2], "datatype": "FP64", "parameters": {"binary_data_size": 16}}
+            for n in columns
+        ]
+
+        decoded = decode_request({"inputs": inputs}, manifest(), max_rows=10, binary=raw)
+
+        assert [[1, 2, 3], [4, 5, 6]] == decoded.matrix.tolist()
+
+    def test_size_must_match_shape(self) -> None:
+        """binary_data_size must be what the shape and datatype need."""
+        inputs = [
+            {
+                "name": "x",
+                "shape": [1, 3],
+                "datatype": "FP64",
+                "parameters": {"binary_data_size": 8},
+            }
+        ]
+
+        with pytest.raises(InvalidInputError, match="need 24 bytes"):
+            decode_request({"inputs": inputs}, manifest(), max_rows=10, binary=b"\0" * 8)
+
+    def test_split_binary_body(self) -> None:
+        """The header length splits the body into JSON and tensor bytes."""
+        assert (b'{"a":1}', b"\x01\x02") == split_binary_body(b'{"a":1}\x01\x02', "7")
+
+
+class TestOutputs:
+    @pytest.mark.parametrize(
+        ("classes", "datatype"),
+        [
+            ((0, 1, 2), "INT64"),
+            ((0.5, 1.5), "FP64"),
+            ((1, 2.5), "FP64"),
+            (("cat", "dog"), "BYTES"),
+            ((False, True), "BOOL"),
+        ],
+    )
+    def test_predict_datatype_follows_classes(
+        self, classes: tuple[Any, ...], datatype: str
+    ) -> None:
+        """predict's datatype is that of the class labels."""
+        assert datatype == predict_datatype(manifest(classes=classes))
+
+    def test_regressor_predict_is_fp64(self) -> None:
+        """A regressor's predict is FP64."""
+        assert "FP64" == predict_datatype(manifest(task="regression", classes=None))
+
+    def test_encode_predict(self) -> None:
+        """predict is [N] data in the labels' datatype."""
+        output = encode_output("predict", np.array([1, 0, 1]), manifest())
+
+        assert ("predict", "INT64", [3], [1, 0, 1]) == (
+            output["name"],
+            output["datatype"],
+            output["shape"],
+            np.asarray(output["data"]).tolist(),
+        )
+
+    def test_encode_string_labels(self) -> None:
+        """String labels are BYTES data of plain strings."""
+        output = encode_output(
+            "predict", np.array(["cat", "dog"]), manifest(classes=("cat", "dog"))
+        )
+
+        assert ("BYTES", ["cat", "dog"]) == (output["datatype"], output["data"])
+
+    def test_encode_proba_row_major(self) -> None:
+        """predict_proba is FP64 of shape [N, n_classes], data flat in row-major order."""
+        output = encode_output("predict_proba", np.array([[0.25, 0.75], [1.0, 0.0]]), manifest())
+
+        assert ("FP64", [2, 2], [0.25, 0.75, 1.0, 0.0]) == (
+            output["datatype"],
+            output["shape"],
+            np.asarray(output["data"]).tolist(),
+        )
+
+    def test_model_metadata(self) -> None:
+        """Metadata lists the versions ascending, the matrix input and both outputs."""
+        metadata = model_metadata(manifest(), [3, 2])
+
+        assert {
+            "name": "m",
+            "versions": ["2", "3"],
+            "platform": "scikit-learn",
+            "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, 3]}],
+            "outputs": [
+                {"name": "predict", "datatype": "INT64", "shape": [-1]},
+                {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 2]},
+            ],
+            "parameters": {
+                "version": "3",
+                "task": "classification",
+                "feature_names": ["a", "b", "c"],
+                "classes": [0, 1],
+            },
+        } == metadata
