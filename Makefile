@@ -11,7 +11,7 @@ VERSION ?= $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' service/__init__.py)
 PIP    := $(BIN)/python -m pip --disable-pip-version-check --quiet
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-test demo run check fmt tools test docker-build docker-run clean
+.PHONY: help install install-test install-bench demo run check fmt tools test bench docker-build docker-run clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -27,6 +27,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[test]'
+	@touch $(VENV)/.installed $@
+
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[bench]'
 	@touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed  ## create .venv and install the service
@@ -54,6 +58,11 @@ tools:  ## install the system tools the tests need (prometheus, promtool, wrk; a
 
 test: check tools  ## lint, type check and run the whole test suite
 	$(BIN)/python -m pytest
+
+install-bench: $(VENV)/.installed-bench  ## create .venv and install the service with the bench's servers
+
+bench: install-bench tools  ## side-by-side load benchmark (~11 min): table, bench-results/ report and plot
+	$(BIN)/python -m service bench $(BENCH_ARGS)
 
 docker-build:  ## build the image $(IMAGE):$(VERSION) (DOCKER=podman works too)
 	$(DOCKER) build --build-arg VERSION=$(VERSION) \
