@@ -1,21 +1,32 @@
-"""Serving the app with Hypercorn: its config from settings, signals, one or several workers."""
+"""Serving the app with Hypercorn: its config from settings, signals, and worker processes.
+
+One worker serves in this process. With several, this process binds the sockets once, spawns
+the workers, and forwards signals to them; every worker runs the same serving loop as a single
+process, so each drains on SIGTERM exactly as one process does (Hypercorn's own multi-process
+runner stops workers without the drain period).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import os
 import shutil
 import signal
 import tempfile
 from collections.abc import Callable
 from collections.abc import Coroutine
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
-from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config
-from hypercorn.typing import ASGIFramework
+from hypercorn.config import Sockets
+from hypercorn.utils import wrap_app
 
 from service.http import create_app
 from service.http.state import get_state
@@ -27,24 +38,21 @@ __all__ = ["hypercorn_config", "serve"]
 
 log = logging.getLogger(__name__)
 
-# Hypercorn evaluates the part after the colon, so each worker process builds its own app.
-APPLICATION_PATH = "service.server:worker_app()"
 # Pending connections the kernel queues per listening socket (capped by net.core.somaxconn).
 LISTEN_BACKLOG = 2048
+# Signals the supervisor passes on to its workers.
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def hypercorn_config(settings: Settings) -> Config:
     """A Hypercorn config that serves ``settings``' address with its timeouts."""
     config = Config()
     config.bind = [f"{settings.host}:{settings.port}"]
-    config.workers = settings.workers
     config.graceful_timeout = settings.graceful_timeout_s
     config.keep_alive_timeout = settings.keep_alive_s
     # Hypercorn's default backlog (100) drops SYNs when hundreds of clients connect at once, and
     # the kernel's 1 s, 2 s, ... retries then show up as multi-second latencies.
     config.backlog = LISTEN_BACKLOG
-    config.worker_class = "uvloop" if _has_uvloop() else "asyncio"
-    config.application_path = APPLICATION_PATH
     # Our access log is JSON and written by the app; Hypercorn's text one would duplicate it.
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
@@ -52,23 +60,17 @@ def hypercorn_config(settings: Settings) -> Config:
 
 
 def serve(settings: Settings) -> None:
-    """Serve until SIGTERM/SIGINT, then drain and return."""
-    config = hypercorn_config(settings)
+    """Serve until SIGTERM/SIGINT, drain, and return; exits non-zero if a worker failed."""
     if settings.workers == 1:
-        _run(_serve_one(settings, config))
+        _run(_serve_one(settings))
         return
-    # Each worker is a fresh (spawned) process that reads its settings from the environment
-    # and must find the metrics directory there before it imports prometheus_client.
-    from hypercorn.run import run
-
-    os.environ.update(settings.to_env())
-    os.environ[MULTIPROC_ENV] = str(_fresh_multiprocess_dir())
-    exit_code = run(config)
+    exit_code = _supervise(settings)
     if exit_code:
         raise SystemExit(exit_code)
 
 
-async def _serve_one(settings: Settings, config: Config) -> None:
+async def _serve_one(settings: Settings, sockets: Sockets | None = None) -> None:
+    config = hypercorn_config(settings)
     app = create_app(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -87,15 +89,65 @@ async def _serve_one(settings: Settings, config: Config) -> None:
         loop.add_signal_handler(signum, on_signal, signum)
     # SIGHUP re-reads the store at once instead of waiting for the next poll.
     loop.add_signal_handler(signal.SIGHUP, get_state(app).registry.request_reload)
-    await hypercorn_serve(app, config, shutdown_trigger=stop.wait)
+    await worker_serve(
+        wrap_app(app, config.wsgi_max_body_size, "asgi"),
+        config,
+        sockets=sockets,
+        shutdown_trigger=stop.wait,
+    )
     log.info("server stopped")
 
 
-def worker_app() -> ASGIFramework:
-    """The app of one worker process (``--workers N > 1``): settings from the environment."""
-    settings = Settings.from_env(os.environ)
+def _supervise(settings: Settings) -> int:
+    """Run ``settings.workers`` worker processes on shared sockets; their first failure code."""
+    # Workers find the metrics directory in their environment before importing
+    # prometheus_client (spawned processes start from scratch).
+    os.environ[MULTIPROC_ENV] = str(_fresh_multiprocess_dir())
+    sockets = hypercorn_config(settings).create_sockets()
+    context = multiprocessing.get_context("spawn")
+    workers: list[BaseProcess] = [
+        context.Process(target=_worker, args=(settings, sockets), name=f"worker-{index}")
+        for index in range(settings.workers)
+    ]
+    stopping = False
+
+    def forward(signum: int, _: FrameType | None) -> None:
+        nonlocal stopping
+        if signum != signal.SIGHUP:
+            stopping = True
+        for worker in workers:
+            if worker.pid is not None and worker.exitcode is None:
+                os.kill(worker.pid, signum)
+
+    for signum in FORWARDED_SIGNALS:
+        signal.signal(signum, forward)
+    for worker in workers:
+        worker.start()
+    log.info("started %d workers", len(workers))
+
+    exit_code = 0
+    running = list(workers)
+    while running:
+        for sentinel in wait([worker.sentinel for worker in running]):
+            worker = next(w for w in running if w.sentinel == sentinel)
+            worker.join()
+            running.remove(worker)
+            if worker.exitcode and not exit_code:
+                exit_code = worker.exitcode
+            if not stopping:
+                # A worker that dies on its own takes the others down: the orchestrator
+                # restarts the whole server, which is simpler to reason about than respawns.
+                log.error("%s exited with %s; stopping", worker.name, worker.exitcode)
+                exit_code = exit_code or 1
+                forward(signal.SIGTERM, None)
+    for sock in [*sockets.insecure_sockets, *sockets.secure_sockets]:
+        sock.close()
+    return exit_code
+
+
+def _worker(settings: Settings, sockets: Sockets) -> None:
     configure_logging(settings.log_level)
-    return create_app(settings)
+    _run(_serve_one(settings, sockets))
 
 
 def _fresh_multiprocess_dir() -> Path:
@@ -110,19 +162,13 @@ def _fresh_multiprocess_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="prediction-metrics-"))
 
 
-def _has_uvloop() -> bool:
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _run(main: Coroutine[Any, Any, None]) -> None:
     factory: Callable[[], asyncio.AbstractEventLoop] | None = None
-    if _has_uvloop():
+    try:
         import uvloop
-
+    except ImportError:  # uvloop has no Windows build; asyncio's loop serves there
+        pass
+    else:
         factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
         runner.run(main)

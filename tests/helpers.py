@@ -80,7 +80,8 @@ def serve_process(
     """
     port = free_port()
     log_path = tmp_path / f"server-{port}.log"
-    full_env = {**os.environ, **(env or {})}
+    # One worker unless the test asks for more: many tests count calls or tasks in one process.
+    full_env = {**os.environ, "PREDICTION_WORKERS": "1", **(env or {})}
     with log_path.open("wb") as log:
         command = [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1"]
         command += ["--port", str(port), *args]

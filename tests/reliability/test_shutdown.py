@@ -8,17 +8,21 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import load
 from tests.helpers import serve_process
 
 SETOSA = {"features": [[5.1, 3.5, 1.4, 0.2]]}
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 async def test_sigterm_under_load_answers_every_sent_request(
-    tmp_path: Path, store_root: Path, figures: dict[str, str]
+    tmp_path: Path, store_root: Path, figures: dict[str, str], workers: int
 ) -> None:
     """SIGTERM with 64 clients sending: every request sent before it gets 200 or 503; exit 0."""
     env = {
+        "PREDICTION_WORKERS": str(workers),
         "PREDICTION_DRAIN_S": "1",
         "PREDICTION_RELOAD_INTERVAL_S": "0",
         "PREDICTION_ACCESS_LOG": "false",
@@ -54,7 +58,7 @@ async def test_sigterm_under_load_answers_every_sent_request(
 
     before = [r for r in replies if r.sent_at < signalled_at]
     failed = [r for r in before if r.status not in (200, 503)]
-    figures["shutdown"] = (
+    figures[f"shutdown, {workers} worker(s)"] = (
         f"SIGTERM under 64 connections: {len(before)} requests sent before it, "
         f"{len(failed)} lost, exit code {exit_code}"
     )
