@@ -391,7 +391,9 @@ class ModelRegistry:
             )
         except (StoreError, OSError) as error:
             outcome = _outcome(error)
-            self._refused[(name, version)] = (fingerprint, str(error))
+            # The index shows reasons to API clients: paths relative to the store, not the disk.
+            reason = str(error).replace(f"{self._store.root}/", "")
+            self._refused[(name, version)] = (fingerprint, reason)
             self._report(LoadEvent(name, version, outcome, str(error)))
             log.warning("refused model %s version %d: %s", name, version, error)
             return None

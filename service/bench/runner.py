@@ -37,6 +37,7 @@ from service.bench.scrape import scrape_batch_rows
 from service.bench.servers import predict_url
 from service.bench.servers import start_server
 from service.bench.servers import wait_ready
+from service.bench.wrk import WrkResult
 from service.bench.wrk import run_wrk
 from service.bench.wrk import write_script
 from service.bench.wrk import wrk_path
@@ -114,27 +115,23 @@ def _measure(
     round_number: int,
 ) -> Point:
     url = predict_url(base_url, model)
-    if options.warmup_s > 0:
-        run_wrk(
+
+    def drive(duration_s: int) -> WrkResult:
+        return run_wrk(
             url,
             script=script,
             body=body,
             connections=connections,
-            duration_s=options.warmup_s,
+            duration_s=duration_s,
             timeout_s=options.timeout_s,
             threads=options.wrk_threads,
         )
+
+    if options.warmup_s > 0:
+        drive(options.warmup_s)
     scrape = server == SERVICE
     before: BatchRows | None = scrape_batch_rows(base_url, model) if scrape else None
-    result = run_wrk(
-        url,
-        script=script,
-        body=body,
-        connections=connections,
-        duration_s=options.duration_s,
-        timeout_s=options.timeout_s,
-        threads=options.wrk_threads,
-    )
+    result = drive(options.duration_s)
     after: BatchRows | None = scrape_batch_rows(base_url, model) if scrape else None
     return Point(
         round=round_number,

@@ -195,14 +195,7 @@ class ModelStore:
             StoreLayoutError: If ``name`` or ``version`` is not valid.
         """
         path = self._version_dir(name, version) / MANIFEST_FILE
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise ManifestError(f"manifest {path} is missing", name=name, version=version) from None
-        except OSError as err:
-            raise ManifestError(
-                f"manifest {path} cannot be read: {err}", name=name, version=version
-            ) from err
+        data = _read(path, ManifestError, "manifest", name, version)
         try:
             manifest = Manifest.from_json(data, source=str(path))
         except ManifestError as err:
@@ -418,14 +411,7 @@ class ModelStore:
     ) -> tuple[Manifest, bytes]:
         manifest = self.read_manifest(name, version)
         path = self._version_dir(name, version) / manifest.artifact
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise ArtifactError(f"artifact {path} is missing", name=name, version=version) from None
-        except OSError as err:
-            raise ArtifactError(
-                f"artifact {path} cannot be read: {err}", name=name, version=version
-            ) from err
+        data = _read(path, ArtifactError, "artifact", name, version)
         actual = _sha256(data)
         if actual != manifest.sha256:
             raise ChecksumMismatchError(
@@ -440,3 +426,19 @@ class ModelStore:
                 running_version=sklearn.__version__,
             )
         return manifest, data
+
+
+def _read(
+    path: Path,
+    error: type[ManifestError | ArtifactError],
+    what: str,
+    name: str,
+    version: int,
+) -> bytes:
+    """The bytes of ``path``, or ``error`` saying it is missing or unreadable."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{what} {path} is missing", name=name, version=version) from None
+    except OSError as err:
+        raise error(f"{what} {path} cannot be read: {err}", name=name, version=version) from err

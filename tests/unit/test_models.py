@@ -196,6 +196,7 @@ async def test_index_reports_ready_and_refused(registry: ModelRegistry, store: M
 
     assert [("sum", 2, "UNAVAILABLE"), ("sum", 1, "READY")] == entries
     assert "sha256" in registry.index()[0].reason
+    assert str(store.root) not in registry.index()[0].reason
 
 
 async def test_request_reload_wakes_poller(
