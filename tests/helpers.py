@@ -50,6 +50,14 @@ class ServerProcess:
         return self.process.wait(timeout_s)
 
 
+def rss_bytes(server: ServerProcess) -> int:
+    """The resident memory of ``server``'s process, from /proc."""
+    for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for pid {server.process.pid}")
+
+
 def wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
     """Poll /readyz until it answers 200; fail with the server's log if it dies or times out."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_S

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.helpers import ServerProcess
+from tests.helpers import rss_bytes
 from tests.helpers import serve_process
 
 SETOSA = {"features": [[5.1, 3.5, 1.4, 0.2]]}
@@ -58,13 +59,6 @@ def scrape(client: httpx.Client, name: str) -> float:
         for line in text.splitlines()
         if line.startswith(name) and not line.startswith("#")
     )
-
-
-def rss_bytes(server: ServerProcess) -> int:
-    for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
 
 
 def wait_until(condition: object, timeout_s: float = 20) -> None:

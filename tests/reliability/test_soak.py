@@ -4,20 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.helpers import ServerProcess
 from tests.helpers import load
+from tests.helpers import rss_bytes
 from tests.helpers import serve_process
 
 SETOSA = {"features": [[5.1, 3.5, 1.4, 0.2]]}
 WARM_UP_REQUESTS = 5_000
 SOAK_REQUESTS = 50_000
-
-
-def rss_bytes(server: ServerProcess) -> int:
-    for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
 
 
 async def test_soak_zero_errors_flat_memory(
