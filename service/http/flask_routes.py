@@ -8,10 +8,10 @@ from quart import Response
 from quart import g
 from quart import request
 
-from service.http.predicting import count_invalid
 from service.http.predicting import model_headers
 from service.http.predicting import parse_version
 from service.http.predicting import request_timeout_s
+from service.http.predicting import resolve_and_parse
 from service.http.responses import json_response
 from service.http.responses import read_json
 from service.http.state import get_state
@@ -41,18 +41,18 @@ async def _serve(output: Output) -> Response:
     version = parse_version(request.args.get("version"))
     timeout_s = request_timeout_s(state.settings)
     body = await read_json(request)
-    # From here to the batcher's queue nothing awaits, so a hot swap cannot retire the version
-    # between resolving it and queuing on it.
-    served = state.registry.resolve(request.args.get("model") or None, version)
-    manifest = served.manifest
-    g.model, g.model_version = served.name, served.version
-    with count_invalid(state.metrics, manifest):
-        matrix = matrix_from_rows(
+    served, matrix = resolve_and_parse(
+        state,
+        request.args.get("model") or None,
+        version,
+        lambda manifest: matrix_from_rows(
             rows_from_body(body),
             n_features=manifest.n_features,
             feature_names=manifest.feature_names,
             max_rows=state.settings.max_request_rows,
-        )
+        ),
+    )
+    manifest = served.manifest
     g.rows = len(matrix)
     result = await served.infer(output, matrix, timeout_s=timeout_s)
     if output == "predict":

@@ -25,10 +25,7 @@ async def healthz() -> Response:
 async def readyz() -> Response:
     """200 when every model is loaded and warmed and the server is not draining, else 503."""
     state = get_state()
-    if state.draining:
-        return json_response({"error": "The server is draining."}, 503, {"Retry-After": "1"})
-    if not state.registry.ready:
-        return json_response({"error": "No model is loaded yet."}, 503, {"Retry-After": "1"})
+    state.require_ready()
     models = {
         name: [v.version for v in versions] for name, versions in state.registry.models().items()
     }

@@ -3,27 +3,30 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from typing import TypeVar
 
+from quart import g
 from quart import request
 
 from service.errors import InvalidInputError
 from service.errors import ServiceError
-from service.metrics import Metrics
+from service.http.state import AppState
 from service.models import ServedVersion
 from service.settings import Settings
 from service.store import Manifest
 
 __all__ = [
     "TIMEOUT_HEADER",
-    "count_invalid",
     "model_headers",
     "parse_version",
     "request_timeout_s",
+    "resolve_and_parse",
 ]
 
 TIMEOUT_HEADER = "X-Request-Timeout-Ms"
+
+T = TypeVar("T")
 
 
 def parse_version(raw: str | None) -> int | None:
@@ -45,19 +48,18 @@ def request_timeout_s(settings: Settings) -> float:
     Raises:
         InvalidInputError: the header is not a positive number of milliseconds.
     """
-    timeout_ms = settings.request_timeout_ms
     raw = request.headers.get(TIMEOUT_HEADER)
-    if raw is not None:
-        try:
-            asked_ms = float(raw)
-        except ValueError:
-            asked_ms = math.nan
-        if not (math.isfinite(asked_ms) and asked_ms > 0):
-            raise InvalidInputError(
-                f"{TIMEOUT_HEADER} must be a positive number of milliseconds, got {raw[:20]!r}."
-            )
-        timeout_ms = min(timeout_ms, asked_ms)
-    return timeout_ms / 1000
+    if raw is None:
+        return settings.request_timeout_s
+    try:
+        asked_ms = float(raw)
+    except ValueError:
+        asked_ms = math.nan
+    if not (math.isfinite(asked_ms) and asked_ms > 0):
+        raise InvalidInputError(
+            f"{TIMEOUT_HEADER} must be a positive number of milliseconds, got {raw[:20]!r}."
+        )
+    return min(settings.request_timeout_s, asked_ms / 1000)
 
 
 def model_headers(served: ServedVersion) -> dict[str, str]:
@@ -65,11 +67,24 @@ def model_headers(served: ServedVersion) -> dict[str, str]:
     return {"X-Model-Name": served.name, "X-Model-Version": str(served.version)}
 
 
-@contextmanager
-def count_invalid(metrics: Metrics, manifest: Manifest) -> Iterator[None]:
-    """Count requests for ``manifest`` that fail before reaching a batcher as ``invalid``."""
+def resolve_and_parse(
+    state: AppState, name: str | None, version: int | None, parse: Callable[[Manifest], T]
+) -> tuple[ServedVersion, T]:
+    """Resolve the version a request asks for and ``parse`` its body for that version's model.
+
+    Call it after the body is read and queue the parsed rows right after: nothing between here
+    and the batcher's queue awaits, so a hot swap cannot retire the version in between. The
+    version is recorded for the access log, and a parse failure counts as ``invalid``.
+
+    Raises:
+        ModelNotFoundError: no such model or version.
+        ServiceError: whatever ``parse`` raises.
+    """
+    served = state.registry.resolve(name, version)
+    g.model, g.model_version = served.name, served.version
     try:
-        yield
+        parsed = parse(served.manifest)
     except ServiceError:
-        metrics.record_outcome(manifest, "invalid")
+        state.metrics.record_outcome(served.manifest, "invalid")
         raise
+    return served, parsed

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from quart import Quart
 from quart import current_app
 
+from service.errors import ShuttingDownError
 from service.metrics import Metrics
 from service.models import ModelRegistry
 from service.settings import Settings
@@ -25,6 +26,17 @@ class AppState:
     metrics: Metrics
     draining: bool = False
     """Set on SIGTERM: readiness turns 503 while accepted requests finish."""
+
+    def require_ready(self) -> None:
+        """Raise unless the models are loaded and the server is not draining.
+
+        Raises:
+            ShuttingDownError: draining, or no model loaded yet (503 with Retry-After).
+        """
+        if self.draining:
+            raise ShuttingDownError("The server is draining.")
+        if not self.registry.ready:
+            raise ShuttingDownError("No model is loaded yet.")
 
     def attach(self, app: Quart) -> None:
         app.extensions[_EXTENSION_KEY] = self

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import numpy as np
+from numpy.typing import NDArray
 from quart import Blueprint
 from quart import Response
 from quart import g
 from quart import request
 
 from service.errors import InvalidInputError
-from service.errors import ShuttingDownError
-from service.http.predicting import count_invalid
 from service.http.predicting import model_headers
 from service.http.predicting import request_timeout_s
+from service.http.predicting import resolve_and_parse
 from service.http.responses import json_response
 from service.http.responses import read_json
 from service.http.state import get_state
 from service.inputs import matrix_from_rows
+from service.store import Manifest
 
 __all__ = ["blueprint"]
 
@@ -30,24 +32,22 @@ async def predict(name: str) -> Response:
     state = get_state()
     timeout_s = request_timeout_s(state.settings)
     body = await read_json(request, content_type_required=False)
-    # From here to the batcher's queue nothing awaits, so a hot swap cannot retire the version
-    # between resolving it and queuing on it.
-    served = state.registry.resolve(name)
-    manifest = served.manifest
-    g.model, g.model_version = served.name, served.version
-    with count_invalid(state.metrics, manifest):
+
+    def parse(manifest: Manifest) -> NDArray[np.float64]:
         instances = body.get("instances") if isinstance(body, dict) else None
         if not isinstance(instances, list):
             raise InvalidInputError(
                 'The body must be an object with "instances": an array of rows, each an array '
                 "of numbers or an object keyed by feature name."
             )
-        matrix = matrix_from_rows(
+        return matrix_from_rows(
             instances,
             n_features=manifest.n_features,
             feature_names=manifest.feature_names,
             max_rows=state.settings.max_request_rows,
         )
+
+    served, matrix = resolve_and_parse(state, name, None, parse)
     g.rows = len(matrix)
     result = await served.infer("predict", matrix, timeout_s=timeout_s)
     return json_response({"predictions": result.tolist()}, headers=model_headers(served))
@@ -58,6 +58,5 @@ async def model_status(name: str) -> Response:
     """``{"name": ..., "ready": true}`` for a served model; 404 unknown, 503 while draining."""
     state = get_state()
     served = state.registry.resolve(name)
-    if state.draining:
-        raise ShuttingDownError("The server is draining.")
+    state.require_ready()
     return json_response({"name": served.name, "ready": True})

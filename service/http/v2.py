@@ -13,15 +13,13 @@ from quart import request
 
 from service import __version__
 from service.errors import InvalidInputError
-from service.errors import ShuttingDownError
 from service.errors import UnsupportedMediaTypeError
-from service.http.predicting import count_invalid
 from service.http.predicting import model_headers
 from service.http.predicting import parse_version
 from service.http.predicting import request_timeout_s
+from service.http.predicting import resolve_and_parse
 from service.http.responses import json_response
 from service.http.responses import read_json
-from service.http.state import AppState
 from service.http.state import get_state
 from service.v2codec import decode_request
 from service.v2codec import encode_output
@@ -57,7 +55,7 @@ async def server_live() -> Response:
 @blueprint.get("/v2/health/ready")
 async def server_ready() -> Response:
     """200 when the models are loaded and the server is not draining, else 503 (as /readyz)."""
-    _require_ready(get_state())
+    get_state().require_ready()
     return json_response({"ready": True})
 
 
@@ -77,8 +75,7 @@ async def model_ready(name: str, version: str | None = None) -> Response:
     """200 when the model (version) is served, 404 when it is not, 503 while draining."""
     state = get_state()
     served = state.registry.resolve(name, parse_version(version))
-    if state.draining:
-        raise ShuttingDownError("The server is draining.")
+    state.require_ready()
     return json_response({"name": served.name, "ready": True})
 
 
@@ -90,15 +87,15 @@ async def infer(name: str, version: str | None = None) -> Response:
     pinned = parse_version(version)
     timeout_s = request_timeout_s(state.settings)
     body, binary = await _read_body()
-    # From here to the batcher's queue nothing awaits, so a hot swap cannot retire the version
-    # between resolving it and queuing on it.
-    served = state.registry.resolve(name, pinned)
-    manifest = served.manifest
-    g.model, g.model_version = served.name, served.version
-    with count_invalid(state.metrics, manifest):
-        decoded = decode_request(
+    served, decoded = resolve_and_parse(
+        state,
+        name,
+        pinned,
+        lambda manifest: decode_request(
             body, manifest, max_rows=state.settings.max_request_rows, binary=binary
-        )
+        ),
+    )
+    manifest = served.manifest
     g.rows = len(decoded.matrix)
     if len(decoded.outputs) == 1:
         results = [await served.infer(decoded.outputs[0], decoded.matrix, timeout_s=timeout_s)]
@@ -122,13 +119,6 @@ async def infer(name: str, version: str | None = None) -> Response:
         for output, result in zip(decoded.outputs, results, strict=True)
     ]
     return json_response(payload, headers=model_headers(served))
-
-
-def _require_ready(state: AppState) -> None:
-    if state.draining:
-        raise ShuttingDownError("The server is draining.")
-    if not state.registry.ready:
-        raise ShuttingDownError("No model is loaded yet.")
 
 
 async def _read_body() -> tuple[object, bytes]:
