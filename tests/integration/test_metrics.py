@@ -8,6 +8,7 @@ from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 from quart import Quart
@@ -59,7 +60,9 @@ async def _app(store_root: Path, registry: CollectorRegistry, gate: Gate) -> Asy
     gate.open()  # let warm-up through; tests close it again where they need it
     app = create_app(settings, metrics_registry=registry)
     async with app.test_app():
+        # Warm-up went through the gate: reset all of it, or `entered` would already be set.
         gate.opened.clear()
+        gate.entered.clear()
         gate.calls.clear()
         yield app
 
@@ -132,13 +135,21 @@ async def test_shed_and_timed_out_requests_counted(
     body = {"features": [[1, 2]]}
     running = asyncio.create_task(client.post("/predict?model=gated", json=body))
     await asyncio.to_thread(gate.entered.wait, 10)
-    queued = asyncio.create_task(
-        client.post("/predict?model=gated", json=body, headers={"X-Request-Timeout-Ms": "50"})
+    # The gate stays shut, so this one can only expire in the queue.
+    timed_out = await client.post(
+        "/predict?model=gated", json=body, headers={"X-Request-Timeout-Ms": "50"}
     )
-    await until(lambda: 1 == sample(registry, "prediction_queue_rows", model="gated"))
-
-    shed = await client.post("/predict?model=gated", json=body)
-    timed_out = await queued
+    # A holder with no short deadline fills the queue for as long as the test needs, then
+    # disconnects as a real client would: dropped from the queue, with no outcome.
+    holder = client.request(
+        "/predict?model=gated", method="POST", headers={"Content-Type": "application/json"}
+    )
+    async with holder:
+        await holder.send(orjson.dumps(body))
+        await holder.send_complete()
+        await until(lambda: 1 == sample(registry, "prediction_queue_rows", model="gated"))
+        shed = await client.post("/predict?model=gated", json=body)
+        await holder.disconnect()
     gate.open()
     await running
 
