@@ -286,6 +286,25 @@ def _errors_at(points: Sequence[Point], model: str, rows: int, connections: int)
     )
 
 
+def _not_measured(name: str, requirement: str) -> TargetResult:
+    return TargetResult(name=name, requirement=requirement, measured="not measured", passed=None)
+
+
+def _at_most_target(
+    name: str, requirement: str, per_round: list[float | None], limit_s: float
+) -> TargetResult:
+    """A latency target: the median over rounds must be at most ``limit_s``."""
+    median = _median(per_round)
+    if median is None:
+        return _not_measured(name, requirement)
+    return TargetResult(
+        name=name,
+        requirement=requirement,
+        measured=f"{_ms(median)} (rounds: {_rounds_text(per_round, _ms)})",
+        passed=median <= limit_s,
+    )
+
+
 def _ratio_target(
     points: Sequence[Point],
     *,
@@ -299,9 +318,7 @@ def _ratio_target(
     per_round = _per_round_ratio(points, model, 1, connections, baseline)
     median = _median(per_round)
     if median is None:
-        return TargetResult(
-            name=name, requirement=requirement, measured="not measured", passed=None
-        )
+        return _not_measured(name, requirement)
     errors = _errors_at(points, model, 1, connections)
     measured = f"{_times(median)} (rounds: {_rounds_text(per_round, _times)})"
     if errors:
@@ -320,17 +337,7 @@ def _p99_target(points: Sequence[Point]) -> TargetResult:
     requirement = f"<= {_ms(RF_MAX_P99_S)}"
     subject = _by_round(points, SERVICE, RANDOM_FOREST, 1, RF_CONNECTIONS)
     per_round = [subject[r].result.p99_s if r in subject else None for r in _rounds(points)]
-    median = _median(per_round)
-    if median is None:
-        return TargetResult(
-            name=name, requirement=requirement, measured="not measured", passed=None
-        )
-    return TargetResult(
-        name=name,
-        requirement=requirement,
-        measured=f"{_ms(median)} (rounds: {_rounds_text(per_round, _ms)})",
-        passed=median <= RF_MAX_P99_S,
-    )
+    return _at_most_target(name, requirement, per_round, RF_MAX_P99_S)
 
 
 def _latency_target(points: Sequence[Point]) -> TargetResult:
@@ -345,17 +352,7 @@ def _latency_target(points: Sequence[Point]) -> TargetResult:
             per_round.append(None)
         else:
             per_round.append(a.result.p50_s - d.result.p50_s)
-    median = _median(per_round)
-    if median is None:
-        return TargetResult(
-            name=name, requirement=requirement, measured="not measured", passed=None
-        )
-    return TargetResult(
-        name=name,
-        requirement=requirement,
-        measured=f"{_ms(median)} (rounds: {_rounds_text(per_round, _ms)})",
-        passed=median <= LATENCY_MAX_P50_EXCESS_S,
-    )
+    return _at_most_target(name, requirement, per_round, LATENCY_MAX_P50_EXCESS_S)
 
 
 def _bulk_target(points: Sequence[Point], raw: Mapping[str, float], bulk_rows: int) -> TargetResult:
@@ -365,9 +362,7 @@ def _bulk_target(points: Sequence[Point], raw: Mapping[str, float], bulk_rows: i
     raw_rate = raw.get(RANDOM_FOREST)
     bulk = [p for p in points if p.server == SERVICE and p.model == RANDOM_FOREST and p.rows > 1]
     if not bulk or not raw_rate or bulk_rows <= 1:
-        return TargetResult(
-            name=name, requirement=requirement, measured="not measured", passed=None
-        )
+        return _not_measured(name, requirement)
     by_round = {p.round: p.ok_rows_per_s / raw_rate for p in bulk}
     per_round = [by_round.get(r) for r in _rounds(points)]
     median = _median(per_round)
