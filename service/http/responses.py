@@ -35,20 +35,18 @@ async def read_json(request: Request, *, content_type_required: bool = True) -> 
 
     Args:
         request: the current request.
-        content_type_required: the Flask routes require ``application/json`` as Flask does;
-            the V2 routes also take a body with no Content-Type (tritonclient sends none).
+        content_type_required: the Flask routes require a JSON Content-Type, as Flask does
+            (415 otherwise). The V2 and V1 routes read the body as JSON whatever its
+            Content-Type says, as Triton and KServe do: ``curl -d`` sends
+            ``application/x-www-form-urlencoded`` and tritonclient sends none.
 
     Raises:
-        UnsupportedMediaTypeError: a Content-Type that is not JSON (or none, when required).
+        UnsupportedMediaTypeError: required, and the Content-Type is missing or not JSON.
         InvalidInputError: the body is not valid UTF-8 JSON.
         RequestEntityTooLarge: the body is over ``MAX_CONTENT_LENGTH`` (Quart raises it).
     """
-    mimetype = request.mimetype
-    if mimetype:
-        if not _is_json(mimetype):
-            raise UnsupportedMediaTypeError(request.content_type)
-    elif content_type_required:
-        raise UnsupportedMediaTypeError(None)
+    if content_type_required and not _is_json(request.mimetype):
+        raise UnsupportedMediaTypeError(request.content_type or None)
     body = await request.get_data(cache=False)
     if not body:
         raise InvalidInputError("The body is empty; send a JSON document.")

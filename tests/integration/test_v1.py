@@ -56,13 +56,24 @@ async def test_instances_as_objects(client: Client) -> None:
     assert {"predictions": [0, 2]} == await response.get_json()
 
 
-async def test_body_without_content_type(client: Client) -> None:
-    """A JSON body sent without Content-Type is read as JSON."""
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        {"Content-Type": "text/plain"},
+        {"Content-Type": "application/json"},
+    ],
+)
+async def test_body_read_as_json_whatever_its_content_type(
+    client: Client, headers: dict[str, str]
+) -> None:
+    """A JSON body is read as JSON whatever its Content-Type says (`curl -d` sends a form type)."""
     response = await client.post(
-        "/v1/models/iris:predict", data=b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}'
+        "/v1/models/iris:predict", data=b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}', headers=headers
     )
 
-    assert {"predictions": [0]} == await response.get_json()
+    assert (200, {"predictions": [0]}) == (response.status_code, await response.get_json())
 
 
 @pytest.mark.parametrize(
@@ -94,13 +105,14 @@ async def test_predict_unknown_model(client: Client) -> None:
     )
 
 
-async def test_text_body_rejected(client: Client) -> None:
-    """A body declared as something other than JSON is 415."""
+async def test_text_body_that_is_not_json_is_400(client: Client) -> None:
+    """A text/plain body that is not JSON is 400, not 415."""
     response = await client.post(
         "/v1/models/iris:predict", data="x", headers={"Content-Type": "text/plain"}
     )
 
-    assert 415 == response.status_code
+    assert 400 == response.status_code
+    assert (await response.get_json())["error"].startswith("The body is not valid JSON")
 
 
 async def test_model_status(client: Client) -> None:

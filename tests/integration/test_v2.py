@@ -379,32 +379,52 @@ async def test_pinned_version(store_root: Path, settings: Settings) -> None:
     ]
 
 
-async def test_missing_content_type_read_as_json(client: Client) -> None:
-    """A body without Content-Type (tritonclient sends none) is read as JSON."""
-    # The test client sends raw bytes with no Content-Type header.
-    response = await client.post(
-        "/v2/models/iris/infer", data=orjson.dumps({"inputs": [matrix_input([SETOSA])]})
-    )
-
-    assert 200 == response.status_code
-
-
-async def test_json_content_type_accepted(client: Client) -> None:
-    """A body declared application/json is read as usual."""
-    response = await client.post("/v2/models/iris/infer", json={"inputs": [matrix_input([SETOSA])]})
-
-    assert 200 == response.status_code
+# What clients send: tritonclient none, `curl -d` form-urlencoded, others text/plain or JSON.
+ANY_CONTENT_TYPE = [
+    {},
+    {"Content-Type": "application/x-www-form-urlencoded"},
+    {"Content-Type": "text/plain"},
+    {"Content-Type": "application/json"},
+    {"Content-Type": "application/json; charset=utf-8"},
+]
 
 
-async def test_text_content_type_rejected(client: Client) -> None:
-    """A body declared as something other than JSON is 415."""
+@pytest.mark.parametrize("headers", ANY_CONTENT_TYPE)
+async def test_body_read_as_json_whatever_its_content_type(
+    client: Client, headers: dict[str, str]
+) -> None:
+    """A body is read as JSON whatever its Content-Type says, as Triton does."""
     response = await client.post(
         "/v2/models/iris/infer",
         data=orjson.dumps({"inputs": [matrix_input([SETOSA])]}),
-        headers={"Content-Type": "text/plain"},
+        headers=headers,
     )
 
-    assert 415 == response.status_code
+    assert (200, [0]) == (response.status_code, (await response.get_json())["outputs"][0]["data"])
+
+
+@pytest.mark.parametrize("headers", ANY_CONTENT_TYPE)
+async def test_invalid_json_is_400_whatever_its_content_type(
+    client: Client, headers: dict[str, str]
+) -> None:
+    """A body that is not JSON is 400, whatever its Content-Type says."""
+    response = await client.post("/v2/models/iris/infer", data=b"inputs=1", headers=headers)
+
+    status, error = await error_of(response)
+    assert (400, True) == (status, error.startswith("The body is not valid JSON")), error
+
+
+async def test_binary_body_with_text_content_type_rejected(client: Client) -> None:
+    """The binary tensor extension keeps its rules: a text/plain binary body is 415."""
+    body, headers = binary_body(np.array([SETOSA]), "FP64")
+
+    response = await client.post(
+        "/v2/models/iris/infer", data=body, headers={**headers, "Content-Type": "text/plain"}
+    )
+
+    assert (415, "Expected a JSON body (Content-Type: application/json), got text/plain.") == (
+        await error_of(response)
+    )
 
 
 async def test_compressed_body_rejected(client: Client) -> None:
