@@ -14,8 +14,6 @@ from service.bench import BenchError
 from service.bench.options import add_arguments as add_bench_arguments
 from service.settings import Settings
 from service.settings import SettingsError
-from service.store import ModelStore
-from service.store import StoreError
 
 __all__ = ["main"]
 
@@ -49,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
         "--default-model", help="model /predict uses when none is named (PREDICTION_DEFAULT_MODEL)"
     )
     serve.add_argument("--log-level", help="DEBUG, INFO, ... (PREDICTION_LOG_LEVEL)")
+    serve.add_argument(
+        "--log-format",
+        help="auto (console on a terminal, else JSON), json or console (PREDICTION_LOG_FORMAT)",
+    )
     serve.set_defaults(command=_serve)
 
     demo = commands.add_parser("demo", help="train the demo models into the store (idempotent)")
@@ -99,18 +101,28 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         default_model=args.default_model,
         log_level=args.log_level.upper() if args.log_level else None,
+        log_format=args.log_format.lower() if args.log_format else None,
     )
-    # Imported here so that `demo`, `register` and `verify` start without loading Quart.
+    # Imported here so that `demo`, `register` and `verify` start without them. Neither imports
+    # the app: with several workers this process only supervises them.
     from service.logs import configure_logging
+    from service.server import StartupError
     from service.server import serve
 
-    configure_logging(settings.log_level)
-    serve(settings)
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        serve(settings)
+    except StartupError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # Ctrl-C before the signal handlers were installed
+        return 130
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
     from service.demo import build_demo
+    from service.store import ModelStore
 
     store = ModelStore(_settings(args).model_store)
     written = build_demo(store)
@@ -122,6 +134,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _register(args: argparse.Namespace) -> int:
+    from service.store import ModelStore
+    from service.store import StoreError
+
     store = ModelStore(_settings(args).model_store)
     names = [name.strip() for name in args.feature_names.split(",")] if args.feature_names else None
     try:
@@ -134,6 +149,9 @@ def _register(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from service.store import ModelStore
+    from service.store import StoreError
+
     store = ModelStore(_settings(args).model_store)
     bad = 0
     checked = 0

@@ -1,4 +1,8 @@
-"""Logging set-up: one JSON object per line on stderr, so log shippers need no parsing rules."""
+"""Logging set-up and how records look: JSON lines for log pipelines, readable lines for people.
+
+``PREDICTION_LOG_FORMAT=auto`` picks console lines when stderr is a terminal and JSON otherwise
+(containers, CI, a pipe). The supervisor imports this module, so it imports nothing heavy.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,35 @@ import logging
 import sys
 from datetime import UTC
 from datetime import datetime
+from typing import Any
+from typing import Literal
+from typing import TextIO
 
 import orjson
 
-__all__ = ["JsonFormatter", "configure_logging"]
+__all__ = [
+    "SUMMARY_FIELD",
+    "ConsoleFormatter",
+    "JsonFormatter",
+    "configure_logging",
+    "resolve_format",
+]
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is logged.
 _RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({})))
+ACCESS_LOGGER = "service.access"
+SUMMARY_FIELD = "summary"
+"""The ``extra=`` key of the start-up summary record: a dict, drawn as a block on a console."""
+# The label column of the summary's block on a console.
+_LABEL_WIDTH = 10
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    return {
+        key: value
+        for key, value in vars(record).items()
+        if key not in _RECORD_FIELDS and not key.startswith("_")
+    }
 
 
 class JsonFormatter(logging.Formatter):
@@ -27,23 +53,99 @@ class JsonFormatter(logging.Formatter):
             # With several workers, the pid tells which process wrote the line.
             "pid": record.process,
         }
-        for key, value in vars(record).items():
-            if key not in _RECORD_FIELDS and not key.startswith("_"):
-                entry[key] = value
+        entry.update(_extras(record))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
 
 
-def configure_logging(level: str) -> None:
-    """Send every logger's records to stderr as JSON lines at ``level``."""
+class ConsoleFormatter(logging.Formatter):
+    """One line a person reads at a glance: ``12:00:01 INFO    message  key=value ...``.
+
+    Access-log records read ``POST /predict 200 1.2 ms iris v1, 1 row``; the start-up summary is
+    the one record drawn as a short block. Tracebacks follow their line, as Python prints them.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        clock = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        extras = _extras(record)
+        summary = extras.pop(SUMMARY_FIELD, None)
+        if record.name == ACCESS_LOGGER:
+            text = _access_line(record.getMessage(), extras)
+        else:
+            shown = " ".join(f"{key}={value}" for key, value in extras.items() if value is not None)
+            text = f"{record.getMessage()}  {shown}" if shown else record.getMessage()
+        prefix = f"{clock} {record.levelname:<7} "
+        line = prefix + text
+        if isinstance(summary, dict):
+            line += "".join(f"\n{' ' * len(prefix)}{row}" for row in _summary_rows(summary))
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def _access_line(message: str, extras: dict[str, Any]) -> str:
+    parts = [message]
+    if extras.get("duration_ms") is not None:
+        parts.append(f"{extras['duration_ms']:.1f} ms")
+    if extras.get("model") is not None:
+        served = f"{extras['model']} v{extras['version']}"
+        rows = extras.get("rows")
+        parts.append(f"{served}, {rows} row{'' if rows == 1 else 's'}" if rows else served)
+    if extras.get("request_id"):
+        parts.append(f"id={extras['request_id']}")
+    return " ".join(parts)
+
+
+def _summary_rows(summary: dict[str, Any]) -> list[str]:
+    models = summary.get("models") or []
+    served = ", ".join(
+        f"{m['name']} v{m['version']}" + (f" ({m['engine']})" if m.get("engine") else "")
+        for m in models
+    )
+    rows = [("models", f"{served or 'none yet'}  (store {summary['store']})")]
+    rows += [(label, summary[key]) for label, key in _SUMMARY_URLS]
+    changed = summary.get("settings") or {}
+    if changed:
+        rows.append(("settings", " ".join(f"{key}={value}" for key, value in changed.items())))
+    return [f"{label:<{_LABEL_WIDTH}}{value}" for label, value in rows]
+
+
+_SUMMARY_URLS = (("docs", "docs"), ("metrics", "metrics"), ("readiness", "readyz"))
+
+
+def resolve_format(log_format: str, stream: TextIO) -> Literal["json", "console"]:
+    """The format ``log_format`` means on ``stream``: ``auto`` is console on a terminal only."""
+    if log_format == "json":
+        return "json"
+    if log_format == "console":
+        return "console"
+    try:
+        return "console" if stream.isatty() else "json"
+    except ValueError:  # a closed stream
+        return "json"
+
+
+class _HypercornBanner(logging.Filter):
+    """Drops Hypercorn's "Running on ..." line: the start-up summary says where, once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Running on ")
+
+
+def configure_logging(level: str, log_format: str = "auto") -> None:
+    """Send every logger's records to stderr at ``level``, in ``log_format`` (auto|json|console)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    chosen = resolve_format(log_format, sys.stderr)
+    handler.setFormatter(ConsoleFormatter() if chosen == "console" else JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Hypercorn's own loggers would otherwise print plain text beside our JSON.
+    # Hypercorn's own loggers would otherwise print plain text beside ours.
     for name in ("hypercorn.error", "hypercorn.access"):
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    banner = logging.getLogger("hypercorn.error")
+    banner.filters[:] = [f for f in banner.filters if not isinstance(f, _HypercornBanner)]
+    banner.addFilter(_HypercornBanner())

@@ -27,6 +27,7 @@ BYTES = 1
 MIB = 1024 * 1024 * BYTES
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_LOG_FORMATS = ("auto", "json", "console")
 
 
 class SettingsError(ValueError):
@@ -83,6 +84,9 @@ class Settings:
     connections longer (e.g. 60 s), raise it above the balancer's idle timeout."""
     log_level: str = "INFO"
     """Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL."""
+    log_format: str = "auto"
+    """``json`` lines for log pipelines, ``console`` lines for people, or ``auto``: console when
+    stderr is a terminal, JSON otherwise (containers, CI, a pipe)."""
     access_log: bool = True
     """Write one JSON access-log line per request."""
 
@@ -98,6 +102,7 @@ class Settings:
         for name in ("request_timeout_ms", "graceful_timeout_s", "keep_alive_s"):
             _check(getattr(self, name), name, _finite_positive, "a number > 0")
         _check(self.log_level, "log_level", lambda v: v in _LOG_LEVELS, " | ".join(_LOG_LEVELS))
+        _check(self.log_format, "log_format", lambda v: v in _LOG_FORMATS, " | ".join(_LOG_FORMATS))
         if self.max_queue_rows < self.max_batch_rows:
             raise SettingsError(
                 "max_queue_rows",
@@ -210,4 +215,6 @@ def _parse(name: str, raw: str, annotation: str) -> object:
         return Path(text)
     if name == "log_level":
         return text.upper()
+    if name == "log_format":
+        return text.lower()
     return text

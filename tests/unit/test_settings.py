@@ -32,16 +32,18 @@ class TestFromEnv:
                 "PREDICTION_ALLOW_VERSION_MISMATCH": "true",
                 "PREDICTION_DEFAULT_MODEL": "iris",
                 "PREDICTION_LOG_LEVEL": "debug",
+                "PREDICTION_LOG_FORMAT": "Console",
             }
         )
 
-        assert (8080, 2.5, Path("/models"), True, "iris", "DEBUG") == (
+        assert (8080, 2.5, Path("/models"), True, "iris", "DEBUG", "console") == (
             settings.port,
             settings.max_wait_ms,
             settings.model_store,
             settings.allow_version_mismatch,
             settings.default_model,
             settings.log_level,
+            settings.log_format,
         )
 
     def test_ignores_unprefixed_variables(self) -> None:
@@ -119,6 +121,11 @@ class TestValidation:
                 "loud",
                 "PREDICTION_LOG_LEVEL has value 'LOUD'; "
                 "expected DEBUG | INFO | WARNING | ERROR | CRITICAL.",
+            ),
+            (
+                "PREDICTION_LOG_FORMAT",
+                "Pretty",
+                "PREDICTION_LOG_FORMAT has value 'pretty'; expected auto | json | console.",
             ),
             (
                 "PREDICTION_REQUEST_TIMEOUT_MS",

@@ -1,0 +1,105 @@
+"""One serving process: the app on Hypercorn over sockets bound by :mod:`service.server`.
+
+This is where the app (Quart, scikit-learn, numpy) is imported: in the only process with one
+worker, in each spawned worker with several. Only Hypercorn's public API is used: ``serve()``
+with the inherited sockets named as ``fd://`` binds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+from collections.abc import AsyncGenerator
+from collections.abc import Callable
+from collections.abc import Coroutine
+from collections.abc import Sequence
+from typing import Any
+
+from hypercorn.asyncio import serve
+
+from service.http import create_app
+from service.http.state import get_state
+from service.models import ModelRegistry
+from service.server import hypercorn_config
+from service.settings import Settings
+from service.summary import ServedModel
+
+__all__ = ["run_worker", "served_models"]
+
+log = logging.getLogger(__name__)
+
+
+def run_worker(
+    settings: Settings,
+    sockets: Sequence[socket.socket],
+    on_serving: Callable[[tuple[ServedModel, ...]], None],
+) -> None:
+    """Serve on ``sockets`` until SIGTERM/SIGINT and the drain are over.
+
+    Args:
+        settings: the server's settings.
+        sockets: bound listening sockets; this process takes them over and closes them.
+        on_serving: called once the models are loaded, before the first request is accepted,
+            with what is served.
+    """
+    _run(_serve(settings, sockets, on_serving))
+
+
+def served_models(registry: ModelRegistry) -> tuple[ServedModel, ...]:
+    """Every version ``registry`` serves, by name, newest first."""
+    return tuple(
+        ServedModel(served.name, served.version)
+        for _, versions in sorted(registry.models().items())
+        for served in versions
+    )
+
+
+async def _serve(
+    settings: Settings,
+    sockets: Sequence[socket.socket],
+    on_serving: Callable[[tuple[ServedModel, ...]], None],
+) -> None:
+    config = hypercorn_config(settings)
+    # Detached, so Hypercorn's socket object alone owns each descriptor and closes it once.
+    config.bind = [f"fd://{sock.detach()}" for sock in sockets]
+    app = create_app(settings)
+    state = get_state(app)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if state.draining:
+            return
+        # Readiness turns 503 at once so load balancers stop sending, then after the drain
+        # period Hypercorn stops accepting and lets accepted requests finish.
+        state.draining = True
+        log.info("received %s; draining for %.1f s", signal.Signals(signum).name, settings.drain_s)
+        loop.call_later(settings.drain_s, stop.set)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    # SIGHUP re-reads the store at once instead of waiting for the next poll.
+    loop.add_signal_handler(signal.SIGHUP, state.registry.request_reload)
+
+    # Registered after create_app's own lifespan, so it runs once the models are loaded.
+    @app.while_serving
+    async def _report() -> AsyncGenerator[None, None]:
+        on_serving(served_models(state.registry))
+        yield
+
+    await serve(app, config, shutdown_trigger=stop.wait)
+    log.info("server stopped")
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    try:
+        import uvloop
+    except ImportError:  # uvloop has no Windows build; asyncio's loop serves there
+        pass
+    else:
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main)
