@@ -128,6 +128,15 @@ class TestOtherClientErrors:
         )
         await assert_error(response, 415, "text/plain")
 
+    async def test_curl_form_content_type(self, client: Client) -> None:
+        """Unlike V2 and V1, the Flask routes refuse curl -d's form type with 415, as Flask does."""
+        response = await client.post(
+            "/predict",
+            data='{"features": [5.1, 3.5, 1.4, 0.2]}',
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        await assert_error(response, 415, "application/x-www-form-urlencoded")
+
     async def test_missing_content_type(self, client: Client) -> None:
         """The Flask routes need a Content-Type, as Flask's get_json() does: 415."""
         response = await client.post("/predict", data='{"features": [5.1, 3.5, 1.4, 0.2]}')
