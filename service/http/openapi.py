@@ -218,7 +218,7 @@ def _v2_model_operations(versioned: bool) -> dict[str, Spec]:
         "infer": {
             "post": {
                 "tags": ["Open Inference Protocol (V2)"],
-                "summary": "Inference. A body without Content-Type is read as JSON.",
+                "summary": "Inference. The body is read as JSON whatever its Content-Type says.",
                 "description": "Inputs: one [N, n_features] tensor, or one [N] tensor per "
                 "feature named by the model's feature names; datatypes FP32, FP64, INT32, "
                 "INT64. Outputs: predict (the default) and predict_proba.",
