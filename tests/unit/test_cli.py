@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import joblib
@@ -98,3 +100,28 @@ def test_bad_setting_is_one_line_exit_2(
 
     assert 2 == main(["verify"])
     assert "PREDICTION_MODEL_STORE has value ''" in capsys.readouterr().err
+
+
+# What neither --help nor the supervising parent needs: the app, the models, the store's formats.
+HEAVY_MODULES = {"numpy", "sklearn", "scipy", "skops", "joblib", "quart"}
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import sys; sys.argv = ['service', '--help']; import runpy\n"
+        "try:\n    runpy.run_module('service', run_name='__main__')\nexcept SystemExit:\n    pass",
+        "import service.server",
+    ],
+    ids=["help", "supervisor"],
+)
+def test_help_and_supervisor_import_no_heavy_module(code: str) -> None:
+    """`python -m service --help` and the supervisor's module import no numpy, sklearn or quart."""
+    probe = f"{code}\nimport sys\nprint(sorted({{m.split('.')[0] for m in sys.modules}}))"
+
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+
+    loaded = set(json.loads(result.stdout.splitlines()[-1].replace("'", '"')))
+    assert set() == HEAVY_MODULES & loaded
