@@ -26,10 +26,10 @@ from prometheus_client.multiprocess import mark_process_dead
 
 from service.batching import BatchObserver
 from service.batching import Outcome
-from service.models import LoadEvent
-from service.models import Output
-from service.models import ServedVersion
+from service.loading import LoadEvent
+from service.loading import ServedVersion
 from service.store import Manifest
+from service.store import Output
 
 __all__ = [
     "MULTIPROC_ENV",

@@ -17,7 +17,7 @@ from service.http.responses import read_json
 from service.http.state import get_state
 from service.inputs import matrix_from_rows
 from service.inputs import rows_from_body
-from service.models import Output
+from service.store import Output
 
 __all__ = ["blueprint"]
 

@@ -12,7 +12,9 @@ from service.store.errors import ManifestError
 from service.store.errors import StoreError
 from service.store.errors import StoreLayoutError
 from service.store.errors import VersionMismatchError
+from service.store.manifest import OUTPUTS
 from service.store.manifest import Manifest
+from service.store.manifest import Output
 from service.store.manifest import Task
 from service.store.store import ARTIFACT_FILE
 from service.store.store import MANIFEST_FILE
@@ -22,12 +24,14 @@ from service.store.store import ModelStore
 __all__ = [
     "ARTIFACT_FILE",
     "MANIFEST_FILE",
+    "OUTPUTS",
     "ArtifactError",
     "ChecksumMismatchError",
     "LoadedArtifact",
     "Manifest",
     "ManifestError",
     "ModelStore",
+    "Output",
     "StoreError",
     "StoreLayoutError",
     "Task",

@@ -27,12 +27,17 @@ __all__ = [
     "FRAMEWORK",
     "MANIFEST_FILE",
     "NAME_PATTERN",
+    "OUTPUTS",
     "Manifest",
+    "Output",
     "Task",
     "utc_now",
 ]
 
 Task = Literal["classification", "regression"]
+Output = Literal["predict", "predict_proba"]
+"""A model method a version serves; each has its own batcher and its own V2 output tensor."""
+OUTPUTS: Final[tuple[Output, ...]] = ("predict", "predict_proba")
 
 MANIFEST_FILE: Final = "model.json"
 ARTIFACT_FILE: Final = "model.joblib"
@@ -42,7 +47,7 @@ FRAMEWORK: Final = "scikit-learn"
 NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 _TASKS: Final[tuple[str, ...]] = get_args(Task)
-_OUTPUTS: Final = (("predict",), ("predict", "predict_proba"))
+_OUTPUTS: Final = (OUTPUTS[:1], OUTPUTS)
 _SHA256: Final = re.compile(r"[0-9a-f]{64}")
 _RFC3339_UTC: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|\+00:00)")
 # The JSON field order follows SPEC §2, so manifests diff cleanly between versions.
@@ -211,7 +216,7 @@ class Manifest:
     feature_names: tuple[str, ...] | None
     classes: tuple[int | float | str, ...] | None
     """Class labels as plain Python scalars, in the model's ``classes_`` order."""
-    outputs: tuple[str, ...]
+    outputs: tuple[Output, ...]
     """``("predict",)`` or ``("predict", "predict_proba")``."""
 
     def __post_init__(self) -> None:
@@ -331,7 +336,7 @@ class Manifest:
                     name=name,
                     version=version,
                 )
-        outputs = ("predict", "predict_proba") if hasattr(model, "predict_proba") else ("predict",)
+        outputs = OUTPUTS if hasattr(model, "predict_proba") else OUTPUTS[:1]
         return cls(
             name=name,
             version=version,

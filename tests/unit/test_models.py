@@ -12,9 +12,9 @@ import pytest
 from service.errors import InvalidInputError
 from service.errors import ModelNotFoundError
 from service.errors import ShuttingDownError
-from service.models import LoadEvent
+from service.loading import LoadEvent
+from service.loading import ServedVersion
 from service.models import ModelRegistry
-from service.models import ServedVersion
 from service.settings import Settings
 from service.store import ModelStore
 from tests.fakes import SumModel
