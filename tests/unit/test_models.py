@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -213,6 +215,79 @@ async def test_request_reload_wakes_poller(
     poller.cancel()
 
     assert [2, 1] == versions(registry)
+
+
+async def test_refused_version_leaves_index_when_removed(
+    registry: ModelRegistry, store: ModelStore
+) -> None:
+    """A refused version whose directory is removed is no longer listed by the index."""
+    store.save(SumModel(2), "sum")
+    tamper(store, "sum", 2)
+    await registry.refresh()
+    for path in (store.root / "sum" / "2").iterdir():
+        path.unlink()
+    (store.root / "sum" / "2").rmdir()
+
+    await registry.refresh()
+
+    assert [("sum", 1, "READY")] == [(e.name, e.version, e.state) for e in registry.index()]
+
+
+# Many broken versions make every reload insert many refusals in the loader's thread.
+BROKEN_MODELS = ("broken-a", "broken-b")
+BROKEN_VERSIONS = 150
+RELOAD_ROUNDS = 15
+
+
+@pytest.fixture(name="fine_thread_switching")
+def _fine_thread_switching() -> Iterator[None]:
+    """Switch threads every microsecond, so the loader's thread interleaves with the loop."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(interval)
+
+
+@pytest.mark.usefixtures("fine_thread_switching")
+async def test_index_and_load_consistent_during_reloads(
+    registry: ModelRegistry, store: ModelStore
+) -> None:
+    """While loads and refreshes re-read many broken versions, every index lists all of them."""
+    for name in BROKEN_MODELS:
+        for version in range(1, BROKEN_VERSIONS + 1):
+            directory = store.root / name / str(version)
+            directory.mkdir(parents=True)
+            (directory / "model.json").write_bytes(b"{")
+    await registry.refresh()
+    expected = [("broken-a", v, "UNAVAILABLE") for v in range(BROKEN_VERSIONS, 0, -1)]
+    expected += [("broken-b", v, "UNAVAILABLE") for v in range(BROKEN_VERSIONS, 0, -1)]
+    expected += [("sum", 1, "READY")]
+    done = asyncio.Event()
+    wrong: list[int] = []
+    indexes = 0
+
+    async def read_index() -> None:
+        nonlocal indexes
+        while not done.is_set():
+            entries = [(e.name, e.version, e.state) for e in registry.index()]
+            if entries != expected:
+                wrong.append(len(entries))
+            indexes += 1
+            await asyncio.sleep(0)
+
+    async def reload() -> None:
+        for _ in range(RELOAD_ROUNDS):
+            for name in BROKEN_MODELS:
+                with pytest.raises(ModelNotFoundError):
+                    await registry.load_model(name)
+            await registry.refresh()
+        done.set()
+
+    async with asyncio.timeout(120):
+        await asyncio.gather(read_index(), reload())
+
+    assert ([], True) == (wrong, indexes > RELOAD_ROUNDS)
+    assert expected == [(e.name, e.version, e.state) for e in registry.index()]
 
 
 class TestResolve:
