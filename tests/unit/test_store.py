@@ -128,17 +128,31 @@ class TestErrors:
 
         assert str(error) == "Model 'iris' version 2: it broke: badly"
 
-    def test_every_error_is_a_store_error(self) -> None:
-        """Callers can catch every store error through StoreError."""
-        errors = [
-            ManifestError("x"),
-            ChecksumMismatchError(name="a", version=1, expected="e", actual="a"),
-            VersionMismatchError(name="a", version=1, artifact_version="0", running_version="1"),
-            ArtifactError("x"),
-            StoreLayoutError("x"),
-        ]
+    @pytest.mark.parametrize(
+        ("error", "message"),
+        [
+            (ManifestError("field 'x' is bad", name="a", version=1), "field 'x' is bad"),
+            (
+                ChecksumMismatchError(name="a", version=1, expected="e", actual="b"),
+                "the artifact's sha256 is b but the manifest says e",
+            ),
+            (
+                VersionMismatchError(
+                    name="a", version=1, artifact_version="0.20.0", running_version="1.5.0"
+                ),
+                "the artifact was made with scikit-learn 0.20.0 but 1.5.0 is running",
+            ),
+            (ArtifactError("no predict()\nat all", name="a", version=1), "no predict() at all"),
+        ],
+    )
+    def test_each_error_caught_as_store_error_names_version(
+        self, error: StoreError, message: str
+    ) -> None:
+        """Caught as StoreError, each kind of error says in one line which version and why."""
+        with pytest.raises(StoreError) as caught:
+            raise error
 
-        assert all(isinstance(error, StoreError) for error in errors)
+        assert f"Model 'a' version 1: {message}" == str(caught.value)
 
 
 class TestNames:
