@@ -14,6 +14,9 @@ from tests.fakes import CountingModel
 from tests.fakes import FailingModel
 from tests.fakes import HangingModel
 from tests.fakes import WrongRowsModel
+from tests.helpers import NOBODY
+from tests.helpers import OtherUser
+from tests.helpers import readable_install
 
 # How long the hanging model hangs: longer than any deadline the tests set, shorter than a run.
 HANG_S = 20.0
@@ -30,6 +33,15 @@ def _open_dir() -> Iterator[Path]:
     for child in path.rglob("*"):
         if child.is_dir():
             child.chmod(0o755)
+    shutil.rmtree(path)
+
+
+@pytest.fixture(name="nobody", scope="session")
+def _nobody() -> Iterator[OtherUser]:
+    """nobody, with copies of the code and packages it can read wherever the checkout lies."""
+    path = Path(tempfile.mkdtemp(prefix="as-nobody-"))
+    path.chmod(0o755)
+    yield readable_install(path, NOBODY)
     shutil.rmtree(path)
 
 
