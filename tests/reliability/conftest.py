@@ -40,9 +40,11 @@ def _open_dir() -> Iterator[Path]:
 def _nobody() -> Iterator[OtherUser]:
     """nobody, with copies of the code and packages it can read wherever the checkout lies."""
     path = Path(tempfile.mkdtemp(prefix="as-nobody-"))
-    path.chmod(0o755)
-    yield readable_install(path, NOBODY)
-    shutil.rmtree(path)
+    try:
+        path.chmod(0o755)
+        yield readable_install(path, NOBODY)
+    finally:
+        shutil.rmtree(path)
 
 
 @pytest.fixture(name="fault_store")
