@@ -37,9 +37,14 @@ class Interpreter:
     version: str
 
 
-def find_python313(name: str) -> Interpreter | str:
-    """The Python 3.13 that ``name`` runs, or why there is none (one line)."""
-    if sys.version_info[:2] == (3, 13):
+def find_python313(
+    name: str, *, own_version: tuple[int, int] = sys.version_info[:2]
+) -> Interpreter | str:
+    """The Python 3.13 that ``name`` runs, or why there is none (one line).
+
+    ``own_version`` is the bench's own Python's (major, minor).
+    """
+    if own_version == (3, 13):
         return "the bench's own Python is 3.13, so (a) already runs on it"
     executable = shutil.which(name)
     if executable is None:
@@ -74,6 +79,8 @@ def prepare_venv(interpreter: Interpreter, venv: Path) -> tuple[Path, bool]:
     Raises:
         BenchError: the venv or the install failed (with the tail of pip's output).
     """
+    # Absolute: the servers run in a working directory of the bench's own.
+    venv = venv.resolve()
     python = venv / "bin" / "python"
     stamp = venv / _STAMP
     wanted = _project_hash()

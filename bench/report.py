@@ -654,7 +654,10 @@ def render_text(report: BenchReport) -> str:
         header, rows = _micro_rows(report.micro)
         right = frozenset(range(2, len(header) - 1))
         parts += ["", _MICRO_TITLE, _text_table(header, rows, right)]
-    parts += ["", *_raw_lines(report), "", "Targets (single-row requests, medians of the rounds):"]
+    raw = _raw_lines(report)
+    if raw:
+        parts += ["", *raw]
+    parts += ["", "Targets (single-row requests, medians of the rounds):"]
     for target in evaluate_targets(report.points, report.raw_rows_per_s, report.bulk_rows):
         shown = target.measured if target.passed is None else f"measured {target.measured}"
         parts.append(f"{target.verdict:4}  {target.name} {target.requirement}: {shown}")

@@ -108,8 +108,9 @@ def _workers(options: BenchOptions) -> tuple[int, str]:
         workers = Settings.from_env(os.environ).workers
     except SettingsError as error:
         raise BenchError(str(error)) from None
-    source = "as started" if options.url else "the service's default"
-    return workers, f"{source}; PREDICTION_WORKERS or {Settings().workers}"
+    if options.url:
+        return workers, "as started; (d) gets PREDICTION_WORKERS or the service's default"
+    return workers, "PREDICTION_WORKERS or the service's default"
 
 
 def _plan(options: BenchOptions, out: TextIO) -> _Plan:
