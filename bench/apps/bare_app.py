@@ -10,6 +10,7 @@ sockets, as the service does; with 1 it serves in this process. Run it as
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from collections.abc import Sequence
 
@@ -46,11 +47,8 @@ app = create_app()
 
 
 def _worker_class() -> str:
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:  # the service falls back to asyncio's loop the same way
-        return "asyncio"
-    return "uvloop"
+    # The service falls back to asyncio's loop the same way when uvloop is not installed.
+    return "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
