@@ -197,7 +197,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--service-workers",
         type=int,
         metavar="N",
-        help="--workers of the service the bench starts (default: the service's default)",
+        help="--workers of the service the bench starts, and of (d) (default: the "
+        "service's default)",
     )
     parser.add_argument(
         "--results-dir",
