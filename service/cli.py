@@ -1,4 +1,4 @@
-"""The command line (``python -m service``): serve, demo, register, verify and bench."""
+"""The command line (``python -m service``): serve, demo, register and verify."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from service import __version__
-from service.bench import BenchError
-from service.bench.options import add_arguments as add_bench_arguments
 from service.settings import Settings
 from service.settings import SettingsError
 from service.store import ModelStore
@@ -70,12 +68,6 @@ def _parser() -> argparse.ArgumentParser:
     verify = commands.add_parser("verify", help="check every manifest and checksum in the store")
     _add_store_flag(verify)
     verify.set_defaults(command=_verify)
-
-    bench = commands.add_parser(
-        "bench", help="load-test the service against the tutorial Flask service and others"
-    )
-    add_bench_arguments(bench)
-    bench.set_defaults(command=_bench)
     return parser
 
 
@@ -152,15 +144,3 @@ def _verify(args: argparse.Namespace) -> int:
         return 1
     print(f"all {checked} versions verified")
     return 0
-
-
-def _bench(args: argparse.Namespace) -> int:
-    # Imported here: the bench pulls in numpy, scikit-learn and matplotlib.
-    from service.bench.options import BenchOptions
-    from service.bench.runner import main as run_bench
-
-    try:
-        return run_bench(BenchOptions.from_args(args))
-    except BenchError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2

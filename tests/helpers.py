@@ -8,7 +8,6 @@ import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -23,17 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-import httpx
+
+from bench.servers import answers
+from bench.servers import free_port
+from bench.servers import wait_until
 
 STARTUP_TIMEOUT_S = 60.0
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)
@@ -58,25 +52,6 @@ def rss_bytes(server: ServerProcess) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise AssertionError(f"no VmRSS for pid {server.process.pid}")
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    """Poll /readyz until it answers 200; fail with the server's log if it dies or times out."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    with httpx.Client(timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise AssertionError(
-                    f"server exited with {process.returncode}:\n{log_path.read_text()}"
-                )
-            try:
-                if client.get(f"{url}/readyz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            # Polling a condition with a bounded deadline, not sleeping in place of a signal.
-            time.sleep(0.1)
-    raise AssertionError(f"server not ready after {STARTUP_TIMEOUT_S} s:\n{log_path.read_text()}")
 
 
 @contextmanager
@@ -106,7 +81,13 @@ def serve_process(
         )
     server = ServerProcess(process, f"http://127.0.0.1:{port}", log_path)
     try:
-        wait_ready(server.url, process, log_path)
+        wait_until(
+            lambda: answers(f"{server.url}/readyz", timeout_s=2.0),
+            what=f"server at {server.url}",
+            process=process,
+            log_path=log_path,
+            timeout_s=STARTUP_TIMEOUT_S,
+        )
         yield server
     finally:
         if process.poll() is None:

@@ -229,6 +229,16 @@ def test_runtime_stage_copies_only_the_venv_and_the_store() -> None:
     assert copies == ["--from=build /venv /venv", "--from=build /models /models"]
 
 
+def test_build_stage_copies_only_the_service_from_the_context() -> None:
+    """The image is built from pyproject.toml, README.md and service/: no bench/, no tests/."""
+    copies = [
+        args
+        for keyword, args in _instructions()
+        if keyword in {"COPY", "ADD"} and not args.startswith("--from=")
+    ]
+    assert copies == ["pyproject.toml README.md ./", "service/ service/"]
+
+
 def test_runtime_runs_as_uid_65532_with_exec_form_entrypoint_on_port_5000() -> None:
     """The image runs as 65532:65532, exec-form ENTRYPOINT `python -m service serve`, port 5000."""
     final = dict(_final_stage())
@@ -309,6 +319,8 @@ def _dockerignored(path: str) -> bool:
         "tests/deploy/test_deploy.py",
         "model_store/iris/1/model.joblib",
         "bench-results/report.md",
+        "bench/apps/flask_app.py",
+        ".bench-venv-3.13/bin/python",
         "deploy/compose.yaml",
         ".pytest_cache/README.md",
         ".mypy_cache/3.11/x.json",
@@ -318,7 +330,7 @@ def _dockerignored(path: str) -> bool:
     ],
 )
 def test_dockerignore_keeps_out_of_the_context(path: str) -> None:
-    """.dockerignore keeps the venv, git, tests, caches, store, bench results and deploy out."""
+    """.dockerignore keeps the venv, git, tests, caches, store, the bench and deploy out."""
     assert _dockerignored(path)
 
 

@@ -23,8 +23,8 @@ from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from service.bench.catalog import LOGREG
-from service.bench.catalog import RANDOM_FOREST
+from bench.catalog import LOGREG
+from bench.catalog import RANDOM_FOREST
 from service.store import ARTIFACT_FILE
 from service.store import ModelStore
 
