@@ -27,13 +27,14 @@ from service.batching import MicroBatcher
 from service.errors import InvalidInputError
 from service.errors import ModelNotFoundError
 from service.settings import Settings
-from service.store import ARTIFACT_FILE
+from service.store import ARTIFACT_FILES
 from service.store import MANIFEST_FILE
 from service.store import ChecksumMismatchError
 from service.store import LoadedArtifact
 from service.store import Manifest
 from service.store import ModelStore
 from service.store import StoreError
+from service.store import UntrustedArtifactError
 from service.store import VersionMismatchError
 
 __all__ = [
@@ -76,7 +77,7 @@ class LoadEvent:
 
     name: str
     version: int
-    outcome: Literal["ok", "checksum_mismatch", "version_mismatch", "error"]
+    outcome: Literal["ok", "checksum_mismatch", "version_mismatch", "untrusted", "error"]
     detail: str = ""
 
 
@@ -123,7 +124,7 @@ class IndexEntry:
 
 
 # What a version's files looked like when it was refused: it is retried only once they change.
-_Fingerprint = tuple[tuple[int, int] | None, tuple[int, int] | None]
+_Fingerprint = tuple[tuple[int, int] | None, ...]
 
 
 class ModelRegistry:
@@ -380,7 +381,8 @@ class ModelRegistry:
                 return None
             return (result.st_mtime_ns, result.st_size)
 
-        return (stat(directory / MANIFEST_FILE), stat(directory / ARTIFACT_FILE))
+        artifacts = (stat(directory / file) for file in ARTIFACT_FILES.values())
+        return (stat(directory / MANIFEST_FILE), *artifacts)
 
     def _load_version(
         self, name: str, version: int, fingerprint: _Fingerprint
@@ -449,9 +451,11 @@ def _warm(model: Any, manifest: Manifest) -> None:
 
 def _outcome(
     error: StoreError | OSError,
-) -> Literal["checksum_mismatch", "version_mismatch", "error"]:
+) -> Literal["checksum_mismatch", "version_mismatch", "untrusted", "error"]:
     if isinstance(error, ChecksumMismatchError):
         return "checksum_mismatch"
+    if isinstance(error, UntrustedArtifactError):
+        return "untrusted"
     if isinstance(error, VersionMismatchError):
         return "version_mismatch"
     return "error"

@@ -76,7 +76,7 @@ def test_verify_names_each_bad_version(
     store_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """verify exits 1 and names every version whose checksum or manifest is bad."""
-    (store_root / "iris" / "1" / "model.joblib").write_bytes(b"tampered")
+    (store_root / "iris" / "1" / "model.skops").write_bytes(b"tampered")
     manifest = store_root / "diabetes" / "1" / "model.json"
     manifest.write_text(
         json.dumps({**json.loads(manifest.read_text()), "framework_version": "0.1"})
