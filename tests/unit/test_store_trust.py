@@ -60,12 +60,15 @@ def write_version(root: Path, name: str, version: int, data: bytes, manifest: Ma
     (directory / MANIFEST_FILE).write_bytes(final.to_json())
 
 
-def crafted_joblib_version(root: Path, marker: Path, forest: Any, version: int = 1) -> None:
-    """``evil`` version ``version``: a pickle that touches ``marker``, under a valid manifest."""
+def crafted_joblib_version(
+    root: Path, marker: Path, forest: Any, *, name: str = "evil", version: int = 1
+) -> None:
+    """A pickle that touches ``marker`` as ``name`` ``version``, under a manifest describing
+    ``forest`` with the pickle's sha256 (as whoever can write the store can make one)."""
     manifest = Manifest.describe(
-        forest, name="evil", version=version, sha256="0" * 64, format="joblib"
+        forest, name=name, version=version, sha256="0" * 64, format="joblib"
     )
-    write_version(root, "evil", version, crafted_pickle(marker), manifest)
+    write_version(root, name, version, crafted_pickle(marker), manifest)
 
 
 class TestPicklePolicy:
