@@ -77,7 +77,12 @@ def prepare_store(root: Path, models: Sequence[str]) -> dict[str, Path]:
     paths: dict[str, Path] = {}
     for name in models:
         versions = store.versions(name)
-        version = versions[-1] if versions else store.save(TRAINERS[name](X, y), name).version
+        if versions:
+            version = versions[-1]
+        else:
+            # joblib: the tutorial Flask app loads the same file with joblib.load.
+            model = TRAINERS[name](X, y)
+            version = store.save(model, name, format="joblib").version
         paths[name] = root / name / str(version) / ARTIFACT_FILE
     return paths
 

@@ -36,7 +36,7 @@ from service.batching import BatchObserver
 from service.batching import MicroBatcher
 from service.errors import InvalidInputError
 from service.settings import Settings
-from service.store import ARTIFACT_FILE
+from service.store import ARTIFACT_FILES
 from service.store import MANIFEST_FILE
 from service.store import OUTPUTS
 from service.store import ChecksumMismatchError
@@ -45,6 +45,7 @@ from service.store import Manifest
 from service.store import ModelStore
 from service.store import Output
 from service.store import StoreError
+from service.store import UntrustedArtifactError
 from service.store import VersionMismatchError
 
 __all__ = [
@@ -69,7 +70,7 @@ Served = Mapping[str, tuple["ServedVersion", ...]]
 """Model name -> its served versions, newest first."""
 
 
-LoadOutcome = Literal["ok", "checksum_mismatch", "version_mismatch", "error"]
+LoadOutcome = Literal["ok", "checksum_mismatch", "version_mismatch", "untrusted", "error"]
 """How one load attempt ended, as ``prediction_model_loads_total`` counts it."""
 
 
@@ -128,7 +129,7 @@ class LoadPlan:
 
 
 # What a version's files looked like when it was refused: it is retried only once they change.
-_Fingerprint = tuple[tuple[int, int] | None, tuple[int, int] | None]
+_Fingerprint = tuple[tuple[int, int] | None, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,7 +302,8 @@ class ModelLoader:
                 return None
             return (result.st_mtime_ns, result.st_size)
 
-        return (stat(directory / MANIFEST_FILE), stat(directory / ARTIFACT_FILE))
+        artifacts = (stat(directory / file) for file in ARTIFACT_FILES.values())
+        return (stat(directory / MANIFEST_FILE), *artifacts)
 
 
 def _warm(model: Any, manifest: Manifest) -> None:
@@ -318,6 +320,8 @@ def _warm(model: Any, manifest: Manifest) -> None:
 def _outcome(error: StoreError | OSError) -> LoadOutcome:
     if isinstance(error, ChecksumMismatchError):
         return "checksum_mismatch"
+    if isinstance(error, UntrustedArtifactError):
+        return "untrusted"
     if isinstance(error, VersionMismatchError):
         return "version_mismatch"
     return "error"

@@ -143,7 +143,8 @@ class Metrics:
         )
         self.model_loads = Counter(
             "prediction_model_loads_total",
-            "Attempts to load a model version, by outcome.",
+            "Attempts to load a model version, by outcome: ok, checksum_mismatch, "
+            "version_mismatch, untrusted (a type not trusted, or a pickle not allowed), error.",
             ["model", "outcome"],
             registry=registry,
         )

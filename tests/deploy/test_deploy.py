@@ -262,6 +262,26 @@ def test_runtime_environment_serves_the_image_store_on_all_interfaces() -> None:
     assert {k: env.get(k) for k in expected} == expected
 
 
+def test_image_compose_and_kubernetes_refuse_pickles(rendered: list[dict[str, Any]]) -> None:
+    """The image, compose, the Deployment and the KServe runtime set PREDICTION_ALLOW_PICKLE=false,
+    and the build verifies the image's store under that setting."""
+    env_args = " ".join(args for keyword, args in _final_stage() if keyword == "ENV")
+    image = dict(pair.split("=", 1) for pair in shlex.split(env_args))
+    compose = _load_yaml(DEPLOY / "compose.yaml")["services"]["prediction-service"]
+    (runtime,) = _load_yaml(KSERVE_RUNTIME)["spec"]["containers"]
+    builds = [args for keyword, args in _instructions() if keyword == "RUN"]
+
+    assert ["false"] * 4 == [
+        image.get("PREDICTION_ALLOW_PICKLE"),
+        compose["environment"].get("PREDICTION_ALLOW_PICKLE"),
+        _env(_container(rendered)).get("PREDICTION_ALLOW_PICKLE"),
+        _env(runtime).get("PREDICTION_ALLOW_PICKLE"),
+    ]
+    assert any(
+        "PREDICTION_ALLOW_PICKLE=false /venv/bin/python -m service verify" in run for run in builds
+    )
+
+
 def test_healthcheck_is_exec_form_python_hitting_healthz() -> None:
     """HEALTHCHECK runs the venv's Python in exec form against 127.0.0.1:<port>/healthz."""
     (args,) = [args for keyword, args in _final_stage() if keyword == "HEALTHCHECK"]

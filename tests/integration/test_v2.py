@@ -385,7 +385,7 @@ async def test_unknown_model_infer(client: Client) -> None:
 
 async def test_pinned_version(store_root: Path, settings: Settings) -> None:
     """/versions/{v}/infer answers with that version; the plain path with the newest."""
-    ModelStore(store_root).save(SumModel(4), "iris")
+    ModelStore(store_root).save(SumModel(4), "iris", format="joblib")
     app = create_app(settings)
     body = {"inputs": [matrix_input([SETOSA])]}
     async with app.test_app():

@@ -53,10 +53,12 @@ def _fault_store(open_dir: Path, demo_store_template: Path) -> Path:
     root = open_dir / "store"
     shutil.copytree(demo_store_template, root)
     store = ModelStore(root)
-    store.save(FailingModel(2), "failing")
-    store.save(WrongRowsModel(2), "wrongrows")
-    store.save(HangingModel(2, HANG_S), "hanging")
-    store.save(CountingModel(2, str(open_dir / "calls.txt"), COUNTING_DELAY_S), "counting")
+    store.save(FailingModel(2), "failing", format="joblib")
+    store.save(WrongRowsModel(2), "wrongrows", format="joblib")
+    store.save(HangingModel(2, HANG_S), "hanging", format="joblib")
+    store.save(
+        CountingModel(2, str(open_dir / "calls.txt"), COUNTING_DELAY_S), "counting", format="joblib"
+    )
     # copytree keeps the template's private (0700) modes; a server run as nobody must read it.
     for path in [root, *root.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)

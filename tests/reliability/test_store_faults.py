@@ -30,10 +30,10 @@ def copy_iris(store: Path, name: str) -> Path:
 def _broken_store(fault_store: Path) -> Path:
     """iris plus four broken models: truncated, tampered, other sklearn, unreadable."""
     # A copy cut short: the manifest still describes the whole artifact.
-    artifact = copy_iris(fault_store, "truncated") / "model.joblib"
+    artifact = copy_iris(fault_store, "truncated") / "model.skops"
     artifact.write_bytes(artifact.read_bytes()[:1000])
 
-    tampered = copy_iris(fault_store, "tampered") / "model.joblib"
+    tampered = copy_iris(fault_store, "tampered") / "model.skops"
     data = bytearray(tampered.read_bytes())
     data[-10] ^= 0xFF
     tampered.write_bytes(bytes(data))

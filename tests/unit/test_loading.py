@@ -16,8 +16,8 @@ from tests.fakes import SumModel
 @pytest.fixture(name="store")
 def _store(tmp_path: Path) -> ModelStore:
     store = ModelStore(tmp_path / "store")
-    store.save(SumModel(2), "sum")
-    store.save(SumModel(2), "sum")
+    store.save(SumModel(2), "sum", format="joblib")
+    store.save(SumModel(2), "sum", format="joblib")
     (store.root / "sum" / "2" / "model.joblib").write_bytes(b"tampered")
     return store
 

@@ -45,7 +45,7 @@ class Recorder:
 @pytest.fixture(name="store")
 def _store(tmp_path: Path) -> ModelStore:
     store = ModelStore(tmp_path / "store")
-    store.save(SumModel(2), "sum")
+    store.save(SumModel(2), "sum", format="joblib")
     return store
 
 
@@ -82,7 +82,7 @@ async def test_refresh_adds_new_version_as_latest(
     registry: ModelRegistry, store: ModelStore, recorder: Recorder
 ) -> None:
     """A version registered after start becomes latest on refresh; the old one stays pinned."""
-    store.save(SumModel(2), "sum")
+    store.save(SumModel(2), "sum", format="joblib")
 
     await registry.refresh()
 
@@ -97,8 +97,8 @@ async def test_keeps_two_newest_and_retires_older(
 ) -> None:
     """With three valid versions only the two newest are served; the oldest is retired."""
     old = registry.resolve("sum")
-    store.save(SumModel(2), "sum")
-    store.save(SumModel(2), "sum")
+    store.save(SumModel(2), "sum", format="joblib")
+    store.save(SumModel(2), "sum", format="joblib")
 
     await registry.refresh()
     await registry.aclose(5)
@@ -115,7 +115,7 @@ async def test_tampered_version_refused_once_and_previous_kept(
     registry: ModelRegistry, store: ModelStore, recorder: Recorder
 ) -> None:
     """A new version failing its checksum is refused and counted once; the previous one serves."""
-    store.save(SumModel(2), "sum")
+    store.save(SumModel(2), "sum", format="joblib")
     tamper(store, "sum", 2)
 
     await registry.refresh()
@@ -130,7 +130,7 @@ async def test_refused_version_retried_when_files_change(
     registry: ModelRegistry, store: ModelStore
 ) -> None:
     """A refused version is loaded once its files are fixed."""
-    store.save(SumModel(2), "sum")
+    store.save(SumModel(2), "sum", format="joblib")
     good = (store.root / "sum" / "2" / "model.joblib").read_bytes()
     tamper(store, "sum", 2)
     await registry.refresh()
@@ -143,7 +143,7 @@ async def test_refused_version_retried_when_files_change(
 
 async def test_removed_version_is_unloaded(registry: ModelRegistry, store: ModelStore) -> None:
     """A version whose directory is removed stops being served."""
-    store.save(SumModel(2), "sum")
+    store.save(SumModel(2), "sum", format="joblib")
     await registry.refresh()
 
     for path in (store.root / "sum" / "2").iterdir():
@@ -156,7 +156,7 @@ async def test_removed_version_is_unloaded(registry: ModelRegistry, store: Model
 
 async def test_new_model_appears(registry: ModelRegistry, store: ModelStore) -> None:
     """A model added to the store after start is served after refresh."""
-    store.save(SumModel(3), "other")
+    store.save(SumModel(3), "other", format="joblib")
 
     await registry.refresh()
 
@@ -190,7 +190,7 @@ async def test_load_model_without_valid_version(registry: ModelRegistry) -> None
 
 async def test_index_reports_ready_and_refused(registry: ModelRegistry, store: ModelStore) -> None:
     """The index lists served versions as READY and refused ones as UNAVAILABLE with a reason."""
-    store.save(SumModel(2), "sum")
+    store.save(SumModel(2), "sum", format="joblib")
     tamper(store, "sum", 2)
     await registry.refresh()
 
@@ -205,7 +205,7 @@ async def test_request_reload_wakes_poller(
     registry: ModelRegistry, store: ModelStore, recorder: Recorder
 ) -> None:
     """request_reload() makes a long-interval poller refresh at once."""
-    store.save(SumModel(2), "sum")
+    store.save(SumModel(2), "sum", format="joblib")
     recorder.served_event.clear()
     poller = asyncio.create_task(registry.poll(3600))
 
@@ -221,7 +221,7 @@ async def test_refused_version_leaves_index_when_removed(
     registry: ModelRegistry, store: ModelStore
 ) -> None:
     """A refused version whose directory is removed is no longer listed by the index."""
-    store.save(SumModel(2), "sum")
+    store.save(SumModel(2), "sum", format="joblib")
     tamper(store, "sum", 2)
     await registry.refresh()
     for path in (store.root / "sum" / "2").iterdir():
@@ -293,7 +293,7 @@ async def test_index_and_load_consistent_during_reloads(
 class TestResolve:
     async def test_default_model_from_settings(self, store: ModelStore) -> None:
         """With several models, the configured default answers requests that name none."""
-        store.save(SumModel(3), "other")
+        store.save(SumModel(3), "other", format="joblib")
         registry = ModelRegistry(store, Settings(model_store=store.root, default_model="other"))
         await registry.start()
 
@@ -302,7 +302,7 @@ class TestResolve:
 
     async def test_no_default_with_several_models(self, store: ModelStore) -> None:
         """With several models and no default, naming none is an input error listing them."""
-        store.save(SumModel(3), "other")
+        store.save(SumModel(3), "other", format="joblib")
         registry = ModelRegistry(store, Settings(model_store=store.root))
         await registry.start()
 

@@ -36,6 +36,7 @@ SPEC_FIELDS = [
     "feature_names",
     "classes",
     "outputs",
+    "format",
 ]
 
 
@@ -103,6 +104,19 @@ class TestJson:
         """to_json writes exactly the SPEC's field names, in the SPEC's order."""
         assert list(document) == SPEC_FIELDS
 
+    def test_format_absent_means_joblib(self, document: dict[str, Any]) -> None:
+        """A manifest without format (as the first release wrote them) is a joblib one."""
+        del document["format"]
+
+        assert "joblib" == Manifest.from_json(_encode(document), source=SOURCE).format
+
+    def test_unknown_format_refused(self, document: dict[str, Any]) -> None:
+        """A format other than skops or joblib is a manifest error naming the field."""
+        document["format"] = "pickle"
+
+        with pytest.raises(ManifestError, match="field 'format' must be one of skops, joblib"):
+            Manifest.from_json(_encode(document), source=SOURCE)
+
     def test_tuples_become_lists(self, document: dict[str, Any]) -> None:
         """Tuple fields are written as JSON lists."""
         assert document["outputs"] == ["predict", "predict_proba"]
@@ -120,7 +134,7 @@ class TestJson:
 
 
 class TestFromJsonRejects:
-    @pytest.mark.parametrize("field", SPEC_FIELDS)
+    @pytest.mark.parametrize("field", [field for field in SPEC_FIELDS if field != "format"])
     def test_missing_field(self, document: dict[str, Any], field: str) -> None:
         """A manifest without one of the SPEC's fields is refused, naming the field."""
         del document[field]
@@ -269,7 +283,7 @@ class TestDescribe:
             manifest.framework_version,
             manifest.python_version,
         )
-        assert manifest.artifact == "model.joblib"
+        assert (manifest.artifact, manifest.format) == ("model.skops", "skops")
 
     def test_created_at_defaults_to_now(self, regressor: Any) -> None:
         """Without created_at the manifest gets the current UTC time in whole seconds."""
