@@ -1,4 +1,4 @@
-# The prediction service image (SPEC §6).
+# The prediction service image (README 'Deploy').
 #
 #   docker build -t prediction-service:0.1.0 .        (or: podman build ...; make docker-build)
 #   docker run --rm -p 5000:5000 prediction-service:0.1.0

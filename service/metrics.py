@@ -1,4 +1,4 @@
-"""Prometheus metrics: every series of SPEC §5 on a registry the app owns.
+"""Prometheus metrics: every series of the README's Metrics section on a registry the app owns.
 
 :class:`Metrics` holds the metric objects; :meth:`Metrics.observer` gives each batcher a
 :class:`~service.batching.BatchObserver` with its labels bound, so the batcher itself never

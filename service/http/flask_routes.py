@@ -1,5 +1,5 @@
 """The Flask tutorial service's routes, kept byte-for-byte compatible: ``/predict`` and
-``/predict_proba`` (SPEC §3.1)."""
+``/predict_proba``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""V1 routes in the TF-Serving / KServe V1 style (SPEC §3.3): predict and model status."""
+"""V1 routes in the TF-Serving / KServe V1 style: predict and model status."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Open Inference Protocol (V2) REST routes, as KServe, Triton and MLServer clients speak them
-(SPEC §3.2): health, server and model metadata, model readiness and inference."""
+(https://github.com/kserve/open-inference-protocol): health, server and model metadata, model
+readiness and inference."""
 
 from __future__ import annotations
 

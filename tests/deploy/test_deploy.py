@@ -1,4 +1,4 @@
-"""The image and deployment files (SPEC §6), checked offline with the real tools.
+"""The image and deployment files (README 'Deploy'), checked offline with the real tools.
 
 hadolint, kubectl and kubernetes-validate come with the test extras; promtool comes from
 Debian's ``prometheus`` package (``scripts/install-tools``). A missing tool fails its test with
@@ -36,7 +36,7 @@ TIMEOUT_S = 120
 # default (1.30) and the newest kubernetes-validate ships schemas for.
 K8S_VERSIONS = ("1.30.0", "1.37.0")
 
-# SPEC §5: every series the service exports, by type; `up` is Prometheus' own.
+# README 'Metrics': every series the service exports, by type; `up` is Prometheus' own.
 COUNTERS = (
     "prediction_http_requests_total",
     "prediction_requests_total",
@@ -570,8 +570,8 @@ def test_alerts_cover_down_latency_shedding_and_load_failures() -> None:
     assert re.search(r'increase\(prediction_model_loads_total\{outcome!="ok"\}', exprs)
 
 
-def test_every_promql_expression_names_only_spec_metrics() -> None:
-    """Dashboard, alert and adapter queries read only SPEC §5 series (or `up`), each some."""
+def test_every_promql_expression_names_only_documented_metrics() -> None:
+    """Dashboard, alert and adapter queries read only the README's metrics (or `up`), each some."""
     bad = []
     for where, expr, must_name_one in _all_promql():
         names = promql_metric_names(expr)

@@ -22,7 +22,7 @@ from service.store.manifest import utc_now
 
 SHA = "ab" * 32
 SOURCE = "store/iris/3/model.json"
-SPEC_FIELDS = [
+MANIFEST_FIELDS = [
     "name",
     "version",
     "artifact",
@@ -90,7 +90,7 @@ class TestJson:
         """A manifest with null feature_names and classes survives the round trip."""
         regressor = Manifest(
             **{
-                **{field: getattr(manifest, field) for field in SPEC_FIELDS},
+                **{field: getattr(manifest, field) for field in MANIFEST_FIELDS},
                 "task": "regression",
                 "feature_names": None,
                 "classes": None,
@@ -101,8 +101,8 @@ class TestJson:
         assert regressor == Manifest.from_json(regressor.to_json(), source=SOURCE)
 
     def test_fields_are_the_spec_fields(self, document: dict[str, Any]) -> None:
-        """to_json writes exactly the SPEC's field names, in the SPEC's order."""
-        assert list(document) == SPEC_FIELDS
+        """to_json writes exactly the README's manifest fields, in that order."""
+        assert list(document) == MANIFEST_FIELDS
 
     def test_format_absent_means_joblib(self, document: dict[str, Any]) -> None:
         """A manifest without format (as the first release wrote them) is a joblib one."""
@@ -134,9 +134,9 @@ class TestJson:
 
 
 class TestFromJsonRejects:
-    @pytest.mark.parametrize("field", [field for field in SPEC_FIELDS if field != "format"])
+    @pytest.mark.parametrize("field", [field for field in MANIFEST_FIELDS if field != "format"])
     def test_missing_field(self, document: dict[str, Any], field: str) -> None:
-        """A manifest without one of the SPEC's fields is refused, naming the field."""
+        """A manifest without one of the manifest's fields is refused, naming the field."""
         del document[field]
 
         with pytest.raises(ManifestError, match=f"field '{field}' is missing") as info:
@@ -230,7 +230,7 @@ class TestFromJsonRejects:
 class TestConstructor:
     def test_invalid_manifest_cannot_be_built(self, manifest: Manifest) -> None:
         """Building a Manifest directly validates it too."""
-        fields = {field: getattr(manifest, field) for field in SPEC_FIELDS}
+        fields = {field: getattr(manifest, field) for field in MANIFEST_FIELDS}
 
         with pytest.raises(ManifestError, match="field 'n_features'"):
             Manifest(**{**fields, "n_features": -1})
