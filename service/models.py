@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from service.batching import BatchObserver
 from service.batching import MicroBatcher
+from service.engines import select_engine
 from service.errors import InvalidInputError
 from service.errors import ModelNotFoundError
 from service.settings import Settings
@@ -88,6 +89,8 @@ class ServedVersion:
     model: Any
     batchers: Mapping[Output, MicroBatcher]
     version_mismatch: bool = False
+    engine: str = "sklearn"
+    """What answers its calls: ``trees`` (the exact tree engine) or ``sklearn``."""
 
     @property
     def name(self) -> str:
@@ -415,13 +418,14 @@ class ModelRegistry:
         manifest = artifact.manifest
         model = artifact.model
         _warm(model, manifest)
+        engine = select_engine(model, manifest, self._settings)
         batchers: dict[Output, MicroBatcher] = {}
         for output in OUTPUTS:
             if output not in manifest.outputs:
                 continue
             observer = self._observer_factory(manifest, output) if self._observer_factory else None
             batchers[output] = MicroBatcher(
-                getattr(model, output),
+                engine.outputs[output],
                 max_batch_rows=self._settings.max_batch_rows,
                 max_queue_rows=self._settings.max_queue_rows,
                 max_wait_s=self._settings.max_wait_s,
@@ -429,7 +433,7 @@ class ModelRegistry:
                 observer=observer,
                 name=f"{manifest.name}/{manifest.version}/{output}",
             )
-        return ServedVersion(manifest, model, batchers, artifact.version_mismatch)
+        return ServedVersion(manifest, model, batchers, artifact.version_mismatch, engine.name)
 
     def _report(self, event: LoadEvent) -> None:
         if self._listener is not None:

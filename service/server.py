@@ -28,6 +28,7 @@ from hypercorn.config import Config
 from hypercorn.config import Sockets
 from hypercorn.utils import wrap_app
 
+from service.engines import fit_thread_pools
 from service.http import create_app
 from service.http.state import get_state
 from service.logs import configure_logging
@@ -70,6 +71,7 @@ def serve(settings: Settings) -> None:
 
 
 async def _serve_one(settings: Settings, sockets: Sockets | None = None) -> None:
+    fit_thread_pools(settings)
     config = hypercorn_config(settings)
     app = create_app(settings)
     stop = asyncio.Event()

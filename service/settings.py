@@ -27,6 +27,7 @@ BYTES = 1
 MIB = 1024 * 1024 * BYTES
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_TREE_ENGINES = ("auto", "off")
 
 
 class SettingsError(ValueError):
@@ -85,6 +86,11 @@ class Settings:
     """Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL."""
     access_log: bool = True
     """Write one JSON access-log line per request."""
+    tree_engine: str = "auto"
+    """``auto``: serve tree ensembles by the exact fast engine when it matches scikit-learn on
+    its load-time probe; ``off``: always scikit-learn's own methods."""
+    threads_per_worker: int | None = None
+    """Threads of each worker's BLAS/OpenMP pools; unset: the cores divided by the workers."""
 
     def __post_init__(self) -> None:
         _check(self.port, "port", lambda v: 0 <= v <= 65535, "an integer from 0 to 65535")
@@ -97,6 +103,14 @@ class Settings:
             _check(getattr(self, name), name, _finite_non_negative, "a number >= 0")
         for name in ("request_timeout_ms", "graceful_timeout_s", "keep_alive_s"):
             _check(getattr(self, name), name, _finite_positive, "a number > 0")
+        _check(self.tree_engine, "tree_engine", lambda v: v in _TREE_ENGINES, "auto | off")
+        if self.threads_per_worker is not None:
+            _check(
+                self.threads_per_worker,
+                "threads_per_worker",
+                lambda v: 1 <= v <= 1024,
+                "an integer from 1 to 1024",
+            )
         _check(self.log_level, "log_level", lambda v: v in _LOG_LEVELS, " | ".join(_LOG_LEVELS))
         if self.max_queue_rows < self.max_batch_rows:
             raise SettingsError(
@@ -210,4 +224,6 @@ def _parse(name: str, raw: str, annotation: str) -> object:
         return Path(text)
     if name == "log_level":
         return text.upper()
+    if name == "tree_engine":
+        return text.lower()
     return text
