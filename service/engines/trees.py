@@ -45,6 +45,8 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.tree import DecisionTreeClassifier
 from sklearn.tree import DecisionTreeRegressor
+from sklearn.tree import ExtraTreeClassifier
+from sklearn.tree import ExtraTreeRegressor
 from sklearn.utils import get_tags
 
 from service.settings import Settings
@@ -75,8 +77,19 @@ _FORESTS: Final = (
     ExtraTreesClassifier,
     ExtraTreesRegressor,
 )
-_TREES: Final = (DecisionTreeClassifier, DecisionTreeRegressor)
-_CLASSIFIERS: Final = (DecisionTreeClassifier, RandomForestClassifier, ExtraTreesClassifier)
+# ExtraTrees forests are made of ExtraTree members (the same tree structure, random splits).
+_TREES: Final = (
+    DecisionTreeClassifier,
+    DecisionTreeRegressor,
+    ExtraTreeClassifier,
+    ExtraTreeRegressor,
+)
+_CLASSIFIERS: Final = (
+    DecisionTreeClassifier,
+    ExtraTreeClassifier,
+    RandomForestClassifier,
+    ExtraTreesClassifier,
+)
 
 # Batches up to this many rows walk all trees at once; larger ones go tree by tree through
 # scikit-learn's Cython traversal. On the bench forest (100 trees, depth ~25) the stacked walk
@@ -165,7 +178,8 @@ class _Forest:
             return None
         if X.shape[0] == 0 or X.shape[1] != self.n_features:
             return None
-        X32 = np.asarray(X, dtype=np.float32)
+        with np.errstate(over="ignore"):  # such rows go to scikit-learn, which warns itself
+            X32 = np.asarray(X, dtype=np.float32)
         if not np.isfinite(X32).all():
             if np.isinf(X32).any() or not self.allow_nan:
                 return None
@@ -298,7 +312,10 @@ def probe_rows(engine: TreeEngine, seed: int) -> NDArray[np.float64]:
             tree.threshold[(tree.children_left != -1) & (tree.feature == feature)]
             for tree in forest.trees
         ]
-        per_feature.append(np.unique(np.concatenate(found)))
+        thresholds = np.unique(np.concatenate(found))
+        # A NaN-trained split may put every number left (threshold +inf); no finite row
+        # can sit at that edge, and float32 cannot hold values beyond its range.
+        per_feature.append(thresholds[np.isfinite(thresholds.astype(np.float32))])
     n_edge = min(PROBE_EDGE_ROWS, max(4 * len(t) for t in per_feature) or 1)
     edge = np.zeros((n_edge, n_features), dtype=np.float64)
     random = np.zeros((PROBE_RANDOM_ROWS, n_features), dtype=np.float64)
@@ -316,6 +333,7 @@ def probe_rows(engine: TreeEngine, seed: int) -> NDArray[np.float64]:
                 np.nextafter(rounded, np.float32(-np.inf)).astype(np.float64),
             ]
         )
+        values = values[np.isfinite(values.astype(np.float32))]
         edge[:, feature] = rng.choice(values, size=n_edge, replace=len(values) < n_edge)
         low, high = float(thresholds.min()), float(thresholds.max())
         span = max(high - low, 1.0)
