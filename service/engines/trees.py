@@ -92,9 +92,10 @@ _CLASSIFIERS: Final = (
 )
 
 # Batches up to this many rows walk all trees at once; larger ones go tree by tree through
-# scikit-learn's Cython traversal. On the bench forest (100 trees, depth ~25) the stacked walk
-# is ~2x faster at 1 row and the per-tree one ~2x faster at 32 (python -m bench.trees).
-STACKED_MAX_ROWS: Final = 8
+# scikit-learn's Cython traversal. On the bench forest (100 trees, depth 20-30) the stacked walk
+# costs 220 us at 1 row against 500 us per tree; they cross near 16-24 rows (CPU time, measured
+# side by side; python -m bench.trees prints both walks).
+STACKED_MAX_ROWS: Final = 16
 # Probe size: threshold-edge rows (each row puts every feature at some threshold's edge) and
 # random rows; enough to touch every threshold of small models and a sample of big ones.
 PROBE_EDGE_ROWS: Final = 2048

@@ -1,4 +1,4 @@
-"""The tree engine answers exactly as scikit-learn does, and falls back to scikit-learn otherwise."""
+"""The tree engine answers exactly as scikit-learn does, or scikit-learn serves instead."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def _data(seed: int, n_features: int, *, nan: bool) -> NDArray[np.float64]:
     X[:20] = X[20:40]  # duplicated rows; their labels below differ, which forces ties
     if nan:
         X[rng.random(X.shape) < 0.15] = np.nan
-    return X
+    return np.asarray(X, dtype=np.float64)
 
 
 def _forest_params(data: st.DataObject, kind: type) -> dict[str, Any]:
