@@ -1,4 +1,4 @@
-# The prediction service image (SPEC §6).
+# The prediction service image (README 'Deploy').
 #
 #   docker build -t prediction-service:0.1.0 .        (or: podman build ...; make docker-build)
 #   docker run --rm -p 5000:5000 prediction-service:0.1.0
@@ -35,7 +35,7 @@ COPY service/ service/
 RUN /venv/bin/pip install --no-cache-dir --no-deps . \
     && /venv/bin/pip check \
     && /venv/bin/python -m service demo --model-store /models \
-    && /venv/bin/python -m service verify --model-store /models \
+    && PREDICTION_ALLOW_PICKLE=false /venv/bin/python -m service verify --model-store /models \
     && chmod -R a+rX /models
 
 # Slim the venv: the image runs no pip, and nothing imports the packages' own test suites
@@ -61,13 +61,16 @@ LABEL org.opencontainers.image.title="prediction-service" \
 COPY --from=build /venv /venv
 COPY --from=build /models /models
 
+# Pickles run code when loaded, so the image refuses joblib versions; its demo store is skops
+# (README, Threat model; `python -m service convert` rewrites an older store).
 ENV PATH=/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PREDICTION_HOST=0.0.0.0 \
     PREDICTION_PORT=5000 \
     PREDICTION_MODEL_STORE=/models \
-    PREDICTION_DEFAULT_MODEL=iris
+    PREDICTION_DEFAULT_MODEL=iris \
+    PREDICTION_ALLOW_PICKLE=false
 
 # The distroless "nonroot" user, spelled out rather than left to the tag's default.
 USER 65532:65532

@@ -29,8 +29,8 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[test]'
 	@touch $(VENV)/.installed $@
 
-$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
-	$(PIP) install -e '.[bench]'
+$(VENV)/.installed-bench: pyproject.toml bench/requirements.txt | $(BIN)/python
+	$(PIP) install -e . -r bench/requirements.txt
 	@touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed  ## create .venv and install the service
@@ -61,8 +61,8 @@ test: check tools  ## lint, type check and run the whole test suite
 
 install-bench: $(VENV)/.installed-bench  ## create .venv and install the service with the bench's servers
 
-bench: install-bench tools  ## side-by-side load benchmark (~11 min): table, bench-results/ report and plot
-	$(BIN)/python -m service bench $(BENCH_ARGS)
+bench: install-bench tools  ## side-by-side load benchmark (~14 min): table, bench-results/ report and plot
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 docker-build:  ## build the image $(IMAGE):$(VERSION) (DOCKER=podman works too)
 	$(DOCKER) build --build-arg VERSION=$(VERSION) \
@@ -73,4 +73,4 @@ docker-run: demo  ## run the image on :5000 with ./model_store mounted read-only
 	$(DOCKER) run --rm -p 5000:5000 -v "$(CURDIR)/$(STORE):/models:ro" $(IMAGE):$(VERSION)
 
 clean:  ## remove the virtualenv and caches (the model store stays)
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .bench-venv-3.13 build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

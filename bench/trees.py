@@ -59,8 +59,8 @@ def _candidates(model: Any) -> dict[str, Callable[[NDArray[np.float64]], Any]]:
         "per-tree tree_.predict": lambda rows: engine._predict(rows, "per_tree"),
     }
     try:
-        import treelite  # type: ignore[import-not-found]
-        import treelite.gtil  # type: ignore[import-not-found]
+        import treelite
+        import treelite.gtil
     except ImportError:
         return candidates
     imported = treelite.sklearn.import_model(model)

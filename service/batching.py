@@ -111,7 +111,7 @@ class _WrongRowCountError(Exception):
 class MicroBatcher:
     """Coalesces concurrent requests' rows into batched model calls run off the event loop.
 
-    Dispatch policy (SPEC §4). Rows, not requests, are counted:
+    Dispatch policy. Rows, not requests, are counted:
 
     - While fewer than ``max_concurrent_batches`` batches run, queued rows are dispatched as soon
       as ``max_batch_rows`` rows are queued or the oldest queued row has waited ``max_wait_s``,

@@ -1,4 +1,4 @@
-"""The command line (``python -m service``): serve, demo, register, verify and bench."""
+"""The command line (``python -m service``): serve, demo, register, verify and convert."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from service import __version__
-from service.bench import BenchError
-from service.bench.options import add_arguments as add_bench_arguments
 from service.settings import Settings
 from service.settings import SettingsError
 from service.store import ModelStore
@@ -56,9 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(command=_demo)
 
     register = commands.add_parser(
-        "register", help="add a joblib artifact as the next version of a model"
+        "register",
+        help="add a joblib or skops file as the next version of a model, written as skops",
     )
-    register.add_argument("artifact", type=Path, help="the joblib file to register")
+    register.add_argument(
+        "artifact",
+        type=Path,
+        help="a .skops file, or a joblib/pickle file (unpickled here: only files you trust)",
+    )
     register.add_argument("--name", required=True, help="the model's name")
     register.add_argument(
         "--feature-names",
@@ -67,15 +70,19 @@ def _parser() -> argparse.ArgumentParser:
     _add_store_flag(register)
     register.set_defaults(command=_register)
 
-    verify = commands.add_parser("verify", help="check every manifest and checksum in the store")
+    verify = commands.add_parser(
+        "verify", help="check every version's manifest, checksum, format and trust status"
+    )
     _add_store_flag(verify)
     verify.set_defaults(command=_verify)
 
-    bench = commands.add_parser(
-        "bench", help="load-test the service against the tutorial Flask service and others"
+    convert = commands.add_parser(
+        "convert",
+        help="rewrite every joblib version as skops in place, after checking it predicts the same",
     )
-    add_bench_arguments(bench)
-    bench.set_defaults(command=_bench)
+    _add_store_flag(convert)
+    convert.set_defaults(command=_convert)
+
     return parser
 
 
@@ -109,10 +116,18 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store(settings: Settings) -> ModelStore:
+    return ModelStore(
+        settings.model_store,
+        trusted_types=settings.trusted_types,
+        allow_pickle=settings.allow_pickle,
+    )
+
+
 def _demo(args: argparse.Namespace) -> int:
     from service.demo import build_demo
 
-    store = ModelStore(_settings(args).model_store)
+    store = _store(_settings(args))
     written = build_demo(store)
     for manifest in written:
         print(f"wrote {manifest.name} version {manifest.version}")
@@ -122,31 +137,42 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _register(args: argparse.Namespace) -> int:
-    store = ModelStore(_settings(args).model_store)
+    store = _store(_settings(args))
     names = [name.strip() for name in args.feature_names.split(",")] if args.feature_names else None
     try:
         manifest = store.register(args.artifact, args.name, feature_names=names)
     except (StoreError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"registered {manifest.name} version {manifest.version} (sha256 {manifest.sha256})")
+    print(
+        f"registered {manifest.name} version {manifest.version} as {manifest.format} "
+        f"(sha256 {manifest.sha256})"
+    )
     return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
-    store = ModelStore(_settings(args).model_store)
+    settings = _settings(args)
+    store = _store(settings)
     bad = 0
     checked = 0
     for name in store.names():
         for version in store.versions(name):
             checked += 1
             try:
-                store.verify(name, version)
+                manifest = store.verify(name, version)
             except (StoreError, OSError) as error:
                 bad += 1
                 print(f"BAD {name} version {version}: {error}")
+                continue
+            if manifest.format == "skops":
+                status = "skops, every type trusted"
             else:
-                print(f"ok  {name} version {version}")
+                status = (
+                    "joblib, a pickle: loading it runs its code "
+                    "(`python -m service convert` rewrites it as skops)"
+                )
+            print(f"ok  {name} version {version}: {status}")
     if bad:
         print(f"{bad} of {checked} versions failed verification", file=sys.stderr)
         return 1
@@ -154,13 +180,27 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench(args: argparse.Namespace) -> int:
-    # Imported here: the bench pulls in numpy, scikit-learn and matplotlib.
-    from service.bench.options import BenchOptions
-    from service.bench.runner import main as run_bench
-
-    try:
-        return run_bench(BenchOptions.from_args(args))
-    except BenchError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+def _convert(args: argparse.Namespace) -> int:
+    store = _store(_settings(args))
+    failed = 0
+    converted = 0
+    for name in store.names():
+        for version in store.versions(name):
+            try:
+                manifest = store.convert(name, version)
+            except (StoreError, OSError) as error:
+                failed += 1
+                print(f"BAD {name} version {version}: {error}")
+                continue
+            if manifest is None:
+                print(f"ok  {name} version {version}: already skops")
+            else:
+                converted += 1
+                print(
+                    f"ok  {name} version {version}: converted to skops (sha256 {manifest.sha256})"
+                )
+    if failed:
+        print(f"{failed} versions could not be converted; they are unchanged", file=sys.stderr)
+        return 1
+    print(f"converted {converted} versions; every version in {store.root} is skops")
+    return 0

@@ -1,4 +1,7 @@
-"""The demo models, iris and diabetes, trained deterministically on data scikit-learn ships."""
+"""The demo models, iris and diabetes, trained deterministically on data scikit-learn ships.
+
+They are written as skops, so a server that refuses pickles (the image) serves them.
+"""
 
 from __future__ import annotations
 

@@ -6,7 +6,6 @@ Shared by every protocol: the Flask-compatible routes hand over whole bodies
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
@@ -17,7 +16,7 @@ from numpy.typing import NDArray
 from service.errors import InvalidInputError
 from service.errors import TooManyRowsError
 
-__all__ = ["matrix_from_rows", "rows_from_body"]
+__all__ = ["describe_value", "matrix_from_rows", "rows_from_body"]
 
 # bool is a subclass of int, so type() and not isinstance() keeps true/false out.
 _NUMBER_TYPES = frozenset({int, float})
@@ -130,7 +129,7 @@ def _rows_from_objects(
 def _raise_non_numeric(index: int, row: list[Any], feature_names: Sequence[str] | None) -> None:
     for column, value in enumerate(row):
         if type(value) not in _NUMBER_TYPES:
-            shown = _short(value)
+            shown = describe_value(value)
             raise InvalidInputError(
                 f"Row {index}, {_feature(column, feature_names)}: {shown} is not a number."
             )
@@ -142,14 +141,18 @@ def _feature(column: int, feature_names: Sequence[str] | None) -> str:
     return f"feature {column}"
 
 
-def _short(value: object) -> str:
+def describe_value(value: object) -> str:
+    """A client's value as an error message shows it: short, and spelled as JSON spells it.
+
+    ``null``, ``true`` and ``false`` for those; strings quoted and cut to 20 characters; numbers
+    as Python prints them (``nan`` and ``inf`` too); ``an array`` or ``an object`` for the rest.
+    """
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        text = value if len(value) <= 20 else value[:17] + "..."
-        return repr(text)
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
+        return repr(value if len(value) <= 20 else value[:17] + "...")
+    if isinstance(value, int | float):
+        return repr(value)
     return "an array" if isinstance(value, list) else "an object"

@@ -1,4 +1,4 @@
-"""Prometheus metrics: every series of SPEC §5 on a registry the app owns.
+"""Prometheus metrics: every series of the README's Metrics section on a registry the app owns.
 
 :class:`Metrics` holds the metric objects; :meth:`Metrics.observer` gives each batcher a
 :class:`~service.batching.BatchObserver` with its labels bound, so the batcher itself never
@@ -26,10 +26,10 @@ from prometheus_client.multiprocess import mark_process_dead
 
 from service.batching import BatchObserver
 from service.batching import Outcome
-from service.models import LoadEvent
-from service.models import Output
-from service.models import ServedVersion
+from service.loading import LoadEvent
+from service.loading import ServedVersion
 from service.store import Manifest
+from service.store import Output
 
 __all__ = [
     "MULTIPROC_ENV",
@@ -143,7 +143,8 @@ class Metrics:
         )
         self.model_loads = Counter(
             "prediction_model_loads_total",
-            "Attempts to load a model version, by outcome.",
+            "Attempts to load a model version, by outcome: ok, checksum_mismatch, "
+            "version_mismatch, untrusted (a type not trusted, or a pickle not allowed), error.",
             ["model", "outcome"],
             registry=registry,
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ MIB = 1024 * 1024 * BYTES
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _TREE_ENGINES = ("auto", "off")
+# A fully qualified Python name as skops reports it: module path and class or function name.
+_DOTTED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 
 class SettingsError(ValueError):
@@ -51,7 +54,7 @@ class Settings:
     (HTTP parsing), not the model: on 2 cores, 2 workers measured 2.3x the throughput of one at
     64 connections with the same single-connection latency (README, Performance)."""
     model_store: Path = Path("model_store")
-    """Root of the model store (``<name>/<version>/model.joblib`` + ``model.json``)."""
+    """Root of the model store (``<name>/<version>/model.skops`` + ``model.json``)."""
     default_model: str | None = None
     """Model that ``/predict`` uses when no ``model`` is named; unset with one model: that one."""
     max_batch_rows: int = 256
@@ -72,6 +75,12 @@ class Settings:
     """How often the store is polled for new versions; 0 turns hot reload off."""
     allow_version_mismatch: bool = False
     """Load artifacts made with another scikit-learn version (with a warning)."""
+    allow_pickle: bool = True
+    """Load joblib (pickle) versions, which run code when loaded, with one warning each; false
+    refuses them unread. True so that stores written by the first release keep loading."""
+    trusted_types: tuple[str, ...] = ()
+    """Dotted type names a skops artifact may hold beyond scikit-learn's, numpy's and scipy's
+    (a user's own transformer classes); comma-separated in the environment."""
     admin_token: str | None = field(default=None, repr=False)
     """Bearer token for the model repository API; unset, those routes answer 403."""
     drain_s: float = 0.0 * SECONDS
@@ -112,6 +121,13 @@ class Settings:
                 "an integer from 1 to 1024",
             )
         _check(self.log_level, "log_level", lambda v: v in _LOG_LEVELS, " | ".join(_LOG_LEVELS))
+        for name in self.trusted_types:
+            if _DOTTED_NAME.fullmatch(name) is None:
+                raise SettingsError(
+                    "trusted_types",
+                    ",".join(self.trusted_types),
+                    "comma-separated dotted type names such as mypackage.transformers.Clip",
+                )
         if self.max_queue_rows < self.max_batch_rows:
             raise SettingsError(
                 "max_queue_rows",
@@ -170,7 +186,12 @@ class Settings:
             value = getattr(self, f.name)
             if value is None:
                 continue
-            text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, tuple):
+                text = ",".join(value)
+            else:
+                text = str(value)
             env[ENV_PREFIX + f.name.upper()] = text
         return env
 
@@ -218,6 +239,8 @@ def _parse(name: str, raw: str, annotation: str) -> object:
         if lowered in _FALSE:
             return False
         raise SettingsError(name, raw, "true or false")
+    if kind == "tuple[str, ...]":
+        return tuple(item.strip() for item in text.split(",") if item.strip())
     if kind == "Path":
         if not text:
             raise SettingsError(name, raw, "a directory path")

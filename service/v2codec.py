@@ -24,9 +24,10 @@ from numpy.typing import NDArray
 
 from service.errors import InvalidInputError
 from service.errors import TooManyRowsError
-from service.models import OUTPUTS
-from service.models import Output
+from service.inputs import describe_value
+from service.store import OUTPUTS
 from service.store import Manifest
+from service.store import Output
 from service.store.manifest import FRAMEWORK
 
 __all__ = [
@@ -150,7 +151,7 @@ def _decode_tensor(index: int, item: object, binary: bytes, offset: int) -> tupl
     datatype = item.get("datatype")
     dtype = INPUT_DATATYPES.get(datatype) if isinstance(datatype, str) else None
     if dtype is None or not isinstance(datatype, str):
-        shown = _short(datatype)
+        shown = describe_value(datatype)
         raise InvalidInputError(
             f"Input '{name}' has datatype {shown}; supported: {', '.join(INPUT_DATATYPES)}."
         )
@@ -189,8 +190,8 @@ def _from_binary(
     expected = size * dtype.itemsize
     if type(binary_size) is not int or binary_size != expected:
         raise InvalidInputError(
-            f"Input '{name}' declares binary_data_size {_short(binary_size)}; its shape and "
-            f"datatype need {expected} bytes."
+            f"Input '{name}' declares binary_data_size {describe_value(binary_size)}; its shape "
+            f"and datatype need {expected} bytes."
         )
     end = offset + binary_size
     if end > len(binary):
@@ -216,7 +217,7 @@ def _from_json(
         position, value = next((i, v) for i, v in enumerate(flat) if type(v) not in allowed)
         kind = "an integer" if datatype in _INT_BOUNDS else "a number"
         raise InvalidInputError(
-            f"Input '{name}' ({datatype}) value {position}: {_short(value)} is not {kind}."
+            f"Input '{name}' ({datatype}) value {position}: {describe_value(value)} is not {kind}."
         )
     bounds = _INT_BOUNDS.get(datatype)
     if bounds is not None and flat and (min(flat) < bounds[0] or max(flat) > bounds[1]):
@@ -321,7 +322,7 @@ def _requested_outputs(raw: object, manifest: Manifest) -> tuple[Output, ...]:
         output = next((o for o in OUTPUTS if o == name and o in manifest.outputs), None)
         if output is None:
             raise InvalidInputError(
-                f"Unknown output {_short(name)}; model '{manifest.name}' has: "
+                f"Unknown output {describe_value(name)}; model '{manifest.name}' has: "
                 f"{', '.join(manifest.outputs)}."
             )
         if output not in asked:
@@ -392,15 +393,3 @@ def model_metadata(
             "engine": engine,
         },
     }
-
-
-def _short(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return repr(value if len(value) <= 20 else value[:17] + "...")
-    if isinstance(value, int | float):
-        return repr(value)
-    return "an array" if isinstance(value, list) else "an object"

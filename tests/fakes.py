@@ -1,5 +1,6 @@
 """Picklable fake models for store-backed tests, importable by the server under test.
 
+Tests save them with ``format="joblib"``: as skops, a store would refuse them as untrusted types.
 A model that must be controlled from a test (``GatedModel``) looks up its gate by name in a
 module-level table, because the instance the server uses is an unpickled copy.
 """

@@ -8,10 +8,11 @@ import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
+import sysconfig
 import time
+import venv
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
@@ -21,17 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-import httpx
+
+from bench.servers import answers
+from bench.servers import free_port
+from bench.servers import wait_until
 
 STARTUP_TIMEOUT_S = 60.0
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)
@@ -58,52 +54,40 @@ def rss_bytes(server: ServerProcess) -> int:
     raise AssertionError(f"no VmRSS for pid {server.process.pid}")
 
 
-def wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    """Poll /readyz until it answers 200; fail with the server's log if it dies or times out."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    with httpx.Client(timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise AssertionError(
-                    f"server exited with {process.returncode}:\n{log_path.read_text()}"
-                )
-            try:
-                if client.get(f"{url}/readyz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            # Polling a condition with a bounded deadline, not sleeping in place of a signal.
-            time.sleep(0.1)
-    raise AssertionError(f"server not ready after {STARTUP_TIMEOUT_S} s:\n{log_path.read_text()}")
-
-
 @contextmanager
 def serve_process(
-    tmp_path: Path, *args: str, env: Mapping[str, str] | None = None, user: int | None = None
+    tmp_path: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    user: OtherUser | None = None,
 ) -> Iterator[ServerProcess]:
     """Run ``python -m service serve --port <free> *args`` until the block ends.
 
-    With ``user``, the server runs under that uid and gid with no supplementary groups (and
-    with no capabilities, so file permissions hold for it).
+    With ``user``, the server runs as that user from the copies it can read (see
+    :func:`readable_install`).
     """
     port = free_port()
     log_path = tmp_path / f"server-{port}.log"
     # One worker unless the test asks for more: many tests count calls or tasks in one process.
     full_env = {**os.environ, "PREDICTION_WORKERS": "1", **(env or {})}
+    serve = ["-m", "service", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
     with log_path.open("wb") as log:
-        command = [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1"]
-        command += ["--port", str(port), *args]
-        if user is not None:
-            command = [*as_user(user), *command]
         process = subprocess.Popen(
-            command,
+            [sys.executable, *serve] if user is None else user.command(*serve),
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=full_env,
+            env=full_env if user is None else user.environ(full_env),
+            cwd=None if user is None else user.root,
         )
     server = ServerProcess(process, f"http://127.0.0.1:{port}", log_path)
     try:
-        wait_ready(server.url, process, log_path)
+        wait_until(
+            lambda: answers(f"{server.url}/readyz", timeout_s=2.0),
+            what=f"server at {server.url}",
+            process=process,
+            log_path=log_path,
+            timeout_s=STARTUP_TIMEOUT_S,
+        )
         yield server
     finally:
         if process.poll() is None:
@@ -115,8 +99,118 @@ NOBODY = 65534
 
 
 def as_user(uid: int) -> list[str]:
-    """The command prefix that runs a program as ``uid`` (group ``uid``, no extra groups)."""
+    """The command prefix that runs a program as ``uid`` (group ``uid``, no extra groups).
+
+    setpriv drops every capability with root, so file permissions hold for the program.
+    """
     return [require_tool("setpriv"), f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+
+
+@dataclass(frozen=True)
+class OtherUser:
+    """A user to run the service as, with a Python environment and project copy it can read."""
+
+    uid: int
+    python: Path
+    root: Path
+    """Holds copies of ``service/`` and ``tests/`` (whose fakes the server unpickles)."""
+
+    def command(self, *args: str) -> list[str]:
+        """``python *args`` run as this user."""
+        return [*as_user(self.uid), str(self.python), *args]
+
+    def environ(self, base: Mapping[str, str]) -> dict[str, str]:
+        """``base`` with imports coming from the copies, never from the checkout."""
+        cleared = {k: v for k, v in base.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME")}
+        return {**cleared, "PYTHONPATH": str(self.root)}
+
+
+# The checkout's editable-install hooks point into the checkout, which the user may not read.
+_NOT_COPIED = shutil.ignore_patterns("__editable__*", "prediction_service-*", ".pytest_cache")
+
+
+def readable_install(directory: Path, uid: int) -> OtherUser:
+    """Copy this test run's packages and the project's code into ``directory``, readable by all.
+
+    The checkout and its .venv may lie under a directory only root can enter (as /root or a
+    ``mktemp -d`` folder do), so a server dropped to another user runs from these copies: a venv
+    over the same interpreter, with this venv's site-packages and the project's ``service`` and
+    ``tests`` packages. ``directory`` itself must be reachable by ``uid``.
+
+    Raises:
+        AssertionError: ``uid`` cannot run the copied environment (e.g. the interpreter itself
+            lies in a directory it cannot enter).
+    """
+    project = Path(__file__).resolve().parent.parent
+    environment = directory / "venv"
+    venv.EnvBuilder(symlinks=True, with_pip=False).create(environment)
+    paths = {"base": str(environment), "platbase": str(environment)}
+    # purelib and platlib are usually one directory: copy each directory once.
+    libraries = {
+        Path(sysconfig.get_path(kind)): Path(sysconfig.get_path(kind, vars=paths))
+        for kind in ("purelib", "platlib")
+    }
+    for source, target in libraries.items():
+        if source.is_dir():
+            _copy_tree(source, target)
+    root = directory / "project"
+    for package in ("service", "tests"):
+        _copy_tree(project / package, root / package)
+    _open_to_everyone(directory)
+    user = OtherUser(uid, environment / "bin" / "python", root)
+    probe = subprocess.run(
+        user.command("-c", "import service.cli, tests.fakes, sklearn"),
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=user.environ(os.environ),
+        timeout=120,
+        check=False,
+    )
+    if probe.returncode != 0:
+        raise AssertionError(
+            f"uid {uid} cannot run the copied environment in {directory}; is the interpreter "
+            f"{Path(sys.executable).resolve()} in a directory that uid can enter?\n{probe.stderr}"
+        )
+    return user
+
+
+def _copy_tree(source: Path, target: Path) -> None:
+    # A venv holds tens of thousands of files: hard-link those anyone may read already (same
+    # inode, nothing to change on it), copy the rest, so no mode in the checkout ever changes.
+    def link_or_copy(src: str, dst: str) -> object:
+        mode = Path(src).stat().st_mode
+        if _open_mode(mode) == mode:
+            try:
+                Path(dst).hardlink_to(src)
+                return dst
+            except OSError:
+                pass  # another filesystem, or links not allowed there
+        return shutil.copy2(src, dst)
+
+    shutil.copytree(
+        source,
+        target,
+        symlinks=True,
+        ignore=_NOT_COPIED,
+        copy_function=link_or_copy,
+        dirs_exist_ok=True,
+    )
+
+
+def _open_mode(mode: int) -> int:
+    """``mode`` made readable by anyone, and enterable (or runnable) by anyone if by its owner."""
+    return mode | 0o444 | (0o111 if mode & 0o100 else 0)
+
+
+def _open_to_everyone(directory: Path) -> None:
+    """Open every directory and copied file under ``directory`` to anyone (linked ones are)."""
+    for path in [directory, *directory.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode
+        if _open_mode(mode) != mode:
+            path.chmod(_open_mode(mode))
 
 
 def require_tool(name: str) -> str:

@@ -51,6 +51,7 @@ from sklearn.utils import get_tags
 
 from service.settings import Settings
 from service.store import Manifest
+from service.store import Output
 
 __all__ = [
     "ENGINE_SKLEARN",
@@ -251,9 +252,9 @@ class TreeEngine:
         """Memory the engine holds beyond the model (its stacked node arrays)."""
         return self.forest.nbytes
 
-    def outputs(self) -> dict[str, Predict]:
+    def outputs(self) -> dict[Output, Predict]:
         """Output name -> the callable that answers it."""
-        outputs: dict[str, Predict] = {"predict": self.predict}
+        outputs: dict[Output, Predict] = {"predict": self.predict}
         if self.classifier:
             outputs["predict_proba"] = self.predict_proba
         return outputs
@@ -286,7 +287,7 @@ class TreeEngine:
         return scores
 
 
-def tree_predictor(model: Any, output: str = "predict") -> Predict | None:
+def tree_predictor(model: Any, output: Output = "predict") -> Predict | None:
     """The engine's verified callable for ``output`` of ``model``, or None if it cannot serve it."""
     try:
         engine = TreeEngine(model)
@@ -433,7 +434,7 @@ class Engine:
     """What answers one served version: a callable per output, and the engine's name."""
 
     name: str
-    outputs: Mapping[str, Predict]
+    outputs: Mapping[Output, Predict]
     reason: str = ""
 
 

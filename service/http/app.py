@@ -61,7 +61,11 @@ def create_app(
     if settings is None:
         settings = Settings.from_env(os.environ)
     if store is None:
-        store = ModelStore(settings.model_store)
+        store = ModelStore(
+            settings.model_store,
+            trusted_types=settings.trusted_types,
+            allow_pickle=settings.allow_pickle,
+        )
     metrics = Metrics(
         metrics_registry or CollectorRegistry(), max_batch_rows=settings.max_batch_rows
     )

@@ -1,5 +1,5 @@
 """The Flask tutorial service's routes, kept byte-for-byte compatible: ``/predict`` and
-``/predict_proba`` (SPEC §3.1)."""
+``/predict_proba``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from service.http.responses import read_json
 from service.http.state import get_state
 from service.inputs import matrix_from_rows
 from service.inputs import rows_from_body
-from service.models import Output
+from service.store import Output
 
 __all__ = ["blueprint"]
 

@@ -1,4 +1,4 @@
-"""Operations routes: liveness, readiness and the Prometheus scrape (SPEC §3.4)."""
+"""Operations routes: liveness, readiness and the Prometheus scrape."""
 
 from __future__ import annotations
 

@@ -6,19 +6,22 @@ import math
 from collections.abc import Callable
 from typing import TypeVar
 
+from quart import Response
 from quart import g
 from quart import request
 
 from service.errors import InvalidInputError
 from service.errors import ServiceError
+from service.http.responses import json_response
 from service.http.state import AppState
-from service.models import ServedVersion
+from service.loading import ServedVersion
 from service.settings import Settings
 from service.store import Manifest
 
 __all__ = [
     "TIMEOUT_HEADER",
     "model_headers",
+    "model_ready_response",
     "parse_version",
     "request_timeout_s",
     "resolve_and_parse",
@@ -65,6 +68,18 @@ def request_timeout_s(settings: Settings) -> float:
 def model_headers(served: ServedVersion) -> dict[str, str]:
     """The headers that name the model version that answered."""
     return {"X-Model-Name": served.name, "X-Model-Version": str(served.version)}
+
+
+def model_ready_response(state: AppState, name: str, version: int | None) -> Response:
+    """``{"name": ..., "ready": true}`` when the model (version) is served, as V1 and V2 answer.
+
+    Raises:
+        ModelNotFoundError: no such model or version (404 comes before 503).
+        ShuttingDownError: draining, or no model loaded yet.
+    """
+    served = state.registry.resolve(name, version)
+    state.require_ready()
+    return json_response({"name": served.name, "ready": True})
 
 
 def resolve_and_parse(

@@ -1,4 +1,4 @@
-"""V1 routes in the TF-Serving / KServe V1 style (SPEC §3.3): predict and model status."""
+"""V1 routes in the TF-Serving / KServe V1 style: predict and model status."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from quart import request
 
 from service.errors import InvalidInputError
 from service.http.predicting import model_headers
+from service.http.predicting import model_ready_response
 from service.http.predicting import request_timeout_s
 from service.http.predicting import resolve_and_parse
 from service.http.responses import json_response
@@ -56,7 +57,4 @@ async def predict(name: str) -> Response:
 @blueprint.get("/v1/models/<name>")
 async def model_status(name: str) -> Response:
     """``{"name": ..., "ready": true}`` for a served model; 404 unknown, 503 while draining."""
-    state = get_state()
-    served = state.registry.resolve(name)
-    state.require_ready()
-    return json_response({"name": served.name, "ready": True})
+    return model_ready_response(get_state(), name, None)

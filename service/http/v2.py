@@ -1,5 +1,6 @@
 """Open Inference Protocol (V2) REST routes, as KServe, Triton and MLServer clients speak them
-(SPEC §3.2): health, server and model metadata, model readiness and inference."""
+(https://github.com/kserve/open-inference-protocol): health, server and model metadata, model
+readiness and inference."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from service import __version__
 from service.errors import InvalidInputError
 from service.errors import UnsupportedMediaTypeError
 from service.http.predicting import model_headers
+from service.http.predicting import model_ready_response
 from service.http.predicting import parse_version
 from service.http.predicting import request_timeout_s
 from service.http.predicting import resolve_and_parse
@@ -73,10 +75,7 @@ async def model_metadata_route(name: str, version: str | None = None) -> Respons
 @blueprint.get("/v2/models/<name>/versions/<version>/ready")
 async def model_ready(name: str, version: str | None = None) -> Response:
     """200 when the model (version) is served, 404 when it is not, 503 while draining."""
-    state = get_state()
-    served = state.registry.resolve(name, parse_version(version))
-    state.require_ready()
-    return json_response({"name": served.name, "ready": True})
+    return model_ready_response(get_state(), name, parse_version(version))
 
 
 @blueprint.post("/v2/models/<name>/infer")

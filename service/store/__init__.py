@@ -9,27 +9,41 @@ from __future__ import annotations
 from service.store.errors import ArtifactError
 from service.store.errors import ChecksumMismatchError
 from service.store.errors import ManifestError
+from service.store.errors import PickleNotAllowedError
 from service.store.errors import StoreError
 from service.store.errors import StoreLayoutError
+from service.store.errors import UntrustedArtifactError
 from service.store.errors import VersionMismatchError
+from service.store.manifest import ARTIFACT_FILES
+from service.store.manifest import OUTPUTS
+from service.store.manifest import ArtifactFormat
 from service.store.manifest import Manifest
+from service.store.manifest import Output
 from service.store.manifest import Task
 from service.store.store import ARTIFACT_FILE
 from service.store.store import MANIFEST_FILE
+from service.store.store import SKOPS_FILE
 from service.store.store import LoadedArtifact
 from service.store.store import ModelStore
 
 __all__ = [
     "ARTIFACT_FILE",
+    "ARTIFACT_FILES",
     "MANIFEST_FILE",
+    "OUTPUTS",
+    "SKOPS_FILE",
     "ArtifactError",
+    "ArtifactFormat",
     "ChecksumMismatchError",
     "LoadedArtifact",
     "Manifest",
     "ManifestError",
     "ModelStore",
+    "Output",
+    "PickleNotAllowedError",
     "StoreError",
     "StoreLayoutError",
     "Task",
+    "UntrustedArtifactError",
     "VersionMismatchError",
 ]

@@ -10,6 +10,9 @@ such; callers log them, count them and keep serving what they had. The tree::
     ├── VersionMismatchError    the artifact was made with another scikit-learn than the running one
     ├── ArtifactError           the artifact is missing, unreadable, does not unpickle, has no
     │                           ``predict`` or expects another number of features
+    ├── UntrustedArtifactError  the artifact holds types outside the trust list (or skops cannot
+    │   │                       represent them), so it is refused before any of it runs
+    │   └── PickleNotAllowedError  a joblib (pickle) version while pickles are not allowed
     └── StoreLayoutError        a bad model name, a path that is not a directory, a failed write
 """
 
@@ -19,8 +22,10 @@ __all__ = [
     "ArtifactError",
     "ChecksumMismatchError",
     "ManifestError",
+    "PickleNotAllowedError",
     "StoreError",
     "StoreLayoutError",
+    "UntrustedArtifactError",
     "VersionMismatchError",
 ]
 
@@ -90,6 +95,29 @@ class VersionMismatchError(StoreError):
 
 class ArtifactError(StoreError):
     """Raised when an artifact is missing, cannot be unpickled or is not a usable model."""
+
+
+class UntrustedArtifactError(StoreError):
+    """Raised when an artifact would need types that are not trusted to be loaded or written.
+
+    ``types`` are the dotted names at fault (empty for a refused pickle, whose types cannot be
+    known without running it).
+    """
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        name: str | None = None,
+        version: int | None = None,
+        types: tuple[str, ...] = (),
+    ) -> None:
+        self.types = types
+        super().__init__(detail, name=name, version=version)
+
+
+class PickleNotAllowedError(UntrustedArtifactError):
+    """Raised for a joblib (pickle) version when pickles are not allowed; it was not read."""
 
 
 class StoreLayoutError(StoreError):

@@ -24,28 +24,43 @@ from service.store.errors import ManifestError
 
 __all__ = [
     "ARTIFACT_FILE",
+    "ARTIFACT_FILES",
+    "FORMATS",
     "FRAMEWORK",
     "MANIFEST_FILE",
     "NAME_PATTERN",
+    "OUTPUTS",
+    "SKOPS_FILE",
+    "ArtifactFormat",
     "Manifest",
+    "Output",
     "Task",
     "utc_now",
 ]
 
 Task = Literal["classification", "regression"]
+Output = Literal["predict", "predict_proba"]
+"""A model method a version serves; each has its own batcher and its own V2 output tensor."""
+OUTPUTS: Final[tuple[Output, ...]] = ("predict", "predict_proba")
+ArtifactFormat = Literal["skops", "joblib"]
+"""How an artifact is serialised: ``skops`` (loads only trusted types) or ``joblib`` (a pickle)."""
 
+FORMATS: Final[tuple[ArtifactFormat, ...]] = get_args(ArtifactFormat)
 MANIFEST_FILE: Final = "model.json"
+SKOPS_FILE: Final = "model.skops"
 ARTIFACT_FILE: Final = "model.joblib"
+"""The file name of a joblib artifact, as every version of a first-release store has."""
+ARTIFACT_FILES: Final[dict[ArtifactFormat, str]] = {"skops": SKOPS_FILE, "joblib": ARTIFACT_FILE}
 FRAMEWORK: Final = "scikit-learn"
 # Model names become directory names and URL path segments: no separators, no leading dot
 # (so temp dirs and hidden files never look like models), and short enough for any filesystem.
 NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 _TASKS: Final[tuple[str, ...]] = get_args(Task)
-_OUTPUTS: Final = (("predict",), ("predict", "predict_proba"))
+_OUTPUTS: Final = (OUTPUTS[:1], OUTPUTS)
 _SHA256: Final = re.compile(r"[0-9a-f]{64}")
 _RFC3339_UTC: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|\+00:00)")
-# The JSON field order follows SPEC §2, so manifests diff cleanly between versions.
+# A fixed JSON field order (the README's, under Model store) keeps manifests diffing cleanly.
 _FIELDS: Final = (
     "name",
     "version",
@@ -61,6 +76,9 @@ _FIELDS: Final = (
     "classes",
     "outputs",
 )
+# Fields a manifest may leave out, with the value that absence means: a first-release store's
+# manifests have no ``format``, and all of its artifacts are joblib.
+_OPTIONAL_FIELDS: Final[dict[str, object]] = {"format": "joblib"}
 
 
 def utc_now() -> str:
@@ -174,6 +192,10 @@ def _validate(manifest: Manifest) -> None:
     if outputs not in _OUTPUTS:
         allowed = " or ".join(json.dumps(list(item)) for item in _OUTPUTS)
         raise _FieldError("outputs", f"must be {allowed}, got {_shown(outputs)}")
+    if manifest.format not in FORMATS:
+        raise _FieldError(
+            "format", f"must be one of {', '.join(FORMATS)}, got {_shown(manifest.format)}"
+        )
 
 
 def _is_classifier(model: object) -> bool:
@@ -211,8 +233,10 @@ class Manifest:
     feature_names: tuple[str, ...] | None
     classes: tuple[int | float | str, ...] | None
     """Class labels as plain Python scalars, in the model's ``classes_`` order."""
-    outputs: tuple[str, ...]
+    outputs: tuple[Output, ...]
     """``("predict",)`` or ``("predict", "predict_proba")``."""
+    format: ArtifactFormat = "joblib"
+    """How the artifact is serialised; a manifest without the field is a first-release joblib."""
 
     def __post_init__(self) -> None:
         try:
@@ -223,9 +247,9 @@ class Manifest:
             ) from None
 
     def to_json(self) -> bytes:
-        """Return the manifest as an indented JSON object with the SPEC's field names."""
+        """Return the manifest as an indented JSON object with the README's field names."""
         document: dict[str, object] = {}
-        for field in _FIELDS:
+        for field in (*_FIELDS, *_OPTIONAL_FIELDS):
             value = getattr(self, field)
             document[field] = list(value) if isinstance(value, tuple) else value
         return json.dumps(document, indent=2, allow_nan=False).encode() + b"\n"
@@ -261,7 +285,7 @@ class Manifest:
         fields: dict[str, Any] = {
             field: tuple(value) if isinstance(value, list) else value
             for field, value in document.items()
-            if field in _FIELDS
+            if field in _FIELDS or field in _OPTIONAL_FIELDS
         }
         try:
             return cls(**fields)
@@ -280,6 +304,7 @@ class Manifest:
         sha256: str,
         feature_names: Sequence[str] | None = None,
         created_at: str | None = None,
+        format: ArtifactFormat = "skops",
     ) -> Manifest:
         """Describe a fitted model for the manifest of version ``version`` of ``name``.
 
@@ -291,6 +316,7 @@ class Manifest:
             feature_names: Names of the input columns; defaults to the model's
                 ``feature_names_in_`` (set when it was fitted on a DataFrame), else none.
             created_at: RFC 3339 UTC time; defaults to now.
+            format: How the artifact is serialised; names the artifact's file.
 
         Raises:
             ArtifactError: If the model has no ``n_features_in_`` (it is not fitted) or its
@@ -331,11 +357,11 @@ class Manifest:
                     name=name,
                     version=version,
                 )
-        outputs = ("predict", "predict_proba") if hasattr(model, "predict_proba") else ("predict",)
+        outputs = OUTPUTS if hasattr(model, "predict_proba") else OUTPUTS[:1]
         return cls(
             name=name,
             version=version,
-            artifact=ARTIFACT_FILE,
+            artifact=ARTIFACT_FILES[format],
             sha256=sha256,
             framework=FRAMEWORK,
             framework_version=sklearn.__version__,
@@ -346,4 +372,5 @@ class Manifest:
             feature_names=None if feature_names is None else tuple(feature_names),
             classes=classes,
             outputs=outputs,
+            format=format,
         )

@@ -1,10 +1,16 @@
-"""The on-disk model store: ``<root>/<name>/<version>/{model.joblib,model.json}``.
+"""The on-disk model store: ``<root>/<name>/<version>/{model.skops,model.json}``.
 
-It lists names and versions, verifies and loads one version, and registers new versions
-atomically. It never decides which version to serve; callers do (latest is ``versions()[-1]``).
+It lists names and versions, verifies and loads one version, registers new versions atomically
+and converts joblib versions to skops in place. It never decides which version to serve;
+callers do (latest is ``versions()[-1]``).
 
-Security: a joblib artifact is a pickle and runs code when loaded. The store only unpickles bytes
-whose sha256 matches the manifest, and it is meant for artifacts the operator put there.
+Security: a skops artifact loads only if every type it names is trusted (skops' defaults,
+:data:`~service.store.artifacts.SKLEARN_MODEL_TYPES` and the store's ``trusted_types``); it is
+audited before anything of it is imported or built. A joblib artifact (``model.joblib``, all of
+a first-release store) is a pickle and runs code when loaded; with ``allow_pickle=False`` it is
+refused without its bytes being read. Either way only bytes whose sha256 matches the manifest
+are loaded. A store is safe to share between the threads that call it: its only mutable state
+is the set of versions it has warned about.
 """
 
 from __future__ import annotations
@@ -12,13 +18,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-import io
+import logging
 import os
 import re
 import secrets
 import shutil
-import threading
-import warnings
+from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import replace
@@ -26,22 +31,26 @@ from pathlib import Path
 from typing import Any
 from typing import Final
 
-import joblib
 import sklearn
-from sklearn.exceptions import InconsistentVersionWarning
 
+from service.store import artifacts
 from service.store.errors import ArtifactError
 from service.store.errors import ChecksumMismatchError
 from service.store.errors import ManifestError
+from service.store.errors import PickleNotAllowedError
 from service.store.errors import StoreLayoutError
 from service.store.errors import VersionMismatchError
 from service.store.manifest import ARTIFACT_FILE
 from service.store.manifest import MANIFEST_FILE
 from service.store.manifest import NAME_PATTERN
+from service.store.manifest import SKOPS_FILE
+from service.store.manifest import ArtifactFormat
 from service.store.manifest import Manifest
 from service.store.manifest import utc_now
 
-__all__ = ["ARTIFACT_FILE", "MANIFEST_FILE", "LoadedArtifact", "ModelStore"]
+__all__ = ["ARTIFACT_FILE", "MANIFEST_FILE", "SKOPS_FILE", "LoadedArtifact", "ModelStore"]
+
+log = logging.getLogger(__name__)
 
 # A version directory is a positive integer without leading zeros, so "01" and "1" can never
 # both claim version 1.
@@ -49,9 +58,6 @@ _VERSION_DIR: Final = re.compile(r"[1-9][0-9]*")
 _TEMP_PREFIX: Final = ".tmp-"
 # Each failed rename means another writer took that number; give up rather than spin forever.
 _MAX_REGISTER_ATTEMPTS: Final = 100
-# warnings.catch_warnings swaps process-global state; loads run in worker threads, so two
-# unguarded loads could restore each other's filters or lose each other's warnings.
-_WARNINGS_LOCK: Final = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,37 +79,11 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _unpickle(data: bytes, *, name: str, version: int | None) -> tuple[Any, str | None]:
-    """Unpickle ``data``; return the object and the scikit-learn version it was pickled with
-    when scikit-learn reported a different one (else None).
-    """
-    with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
-        # "always": a warning already shown once (e.g. an earlier load) must still be recorded.
-        warnings.simplefilter("always")
-        try:
-            model = joblib.load(io.BytesIO(data))
-        except Exception as err:
-            raise ArtifactError(
-                f"the artifact cannot be unpickled: {type(err).__name__}: {err}",
-                name=name,
-                version=version,
-            ) from err
-    pickled_version: str | None = None
-    for record in caught:
-        if isinstance(record.message, InconsistentVersionWarning):
-            pickled_version = record.message.original_sklearn_version
-        else:
-            # Other warnings were only captured as a side effect; hand them back to the caller's
-            # filters instead of swallowing them.
-            warnings.warn_explicit(record.message, record.category, record.filename, record.lineno)
-    return model, pickled_version
-
-
 def _check_model(model: object, manifest: Manifest) -> None:
     for output in manifest.outputs:
         if not callable(getattr(model, output, None)):
             raise ArtifactError(
-                f"the unpickled {type(model).__name__} has no callable {output}()",
+                f"the loaded {type(model).__name__} has no callable {output}()",
                 name=manifest.name,
                 version=manifest.version,
             )
@@ -141,10 +121,21 @@ class ModelStore:
 
     Args:
         root: The store's directory; it need not exist until something is registered.
+        trusted_types: Dotted type names a skops artifact may hold on top of skops' defaults
+            and :data:`~service.store.artifacts.SKLEARN_MODEL_TYPES` (a user's own transformer
+            classes); they are trusted for loading and for registering.
+        allow_pickle: Load joblib (pickle) versions, with one warning each; when false they are
+            refused before their artifact is read.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(
+        self, root: Path, *, trusted_types: Iterable[str] = (), allow_pickle: bool = True
+    ) -> None:
         self._root = Path(root)
+        self._trusted_types = tuple(trusted_types)
+        self._allow_pickle = allow_pickle
+        # Versions warned about as pickles; set.add is atomic, so threads may share it.
+        self._pickle_warned: set[tuple[str, int]] = set()
 
     def __repr__(self) -> str:
         return f"ModelStore({str(self._root)!r})"
@@ -212,23 +203,39 @@ class ModelStore:
         return manifest
 
     def verify(self, name: str, version: int) -> Manifest:
-        """Check one version without unpickling it: manifest, checksum and scikit-learn version.
+        """Check one version as :meth:`load` would, without building its model.
+
+        That is: the manifest, the pickle policy (before the artifact is read), the checksum,
+        the scikit-learn version and, for skops, that every type it names is trusted.
 
         Raises:
             ManifestError: If the manifest is missing or invalid.
-            ArtifactError: If the artifact is missing or unreadable.
+            PickleNotAllowedError: If it is a joblib version and pickles are not allowed.
+            ArtifactError: If the artifact is missing or unreadable (or not a skops file).
             ChecksumMismatchError: If the artifact's sha256 differs from the manifest's.
             VersionMismatchError: If the manifest names another scikit-learn version.
+            UntrustedArtifactError: If a skops artifact names a type that is not trusted.
         """
-        manifest, _ = self._read_verified(name, version, allow_version_mismatch=False)
+        manifest, data = self._read_verified(
+            name, version, allow_version_mismatch=False, allow_pickle=self._allow_pickle
+        )
+        if manifest.format == "skops":
+            refused = artifacts.untrusted_types(
+                data, self._trusted_types, name=name, version=version
+            )
+            if refused:
+                raise artifacts.untrusted_error(refused, name=name, version=version)
         return manifest
 
     def load(
         self, name: str, version: int, *, allow_version_mismatch: bool = False
     ) -> LoadedArtifact:
-        """Verify and unpickle one version.
+        """Verify and load one version.
 
-        The artifact is read once; the bytes whose sha256 was checked are the bytes unpickled.
+        The artifact is read once; the bytes whose sha256 was checked are the bytes loaded. A
+        skops artifact is audited first and refused if it names a type that is not trusted; a
+        joblib one is refused unread when pickles are not allowed, else loaded with a warning
+        (once per version) saying how to convert it.
 
         Args:
             name: The model's name.
@@ -239,17 +246,33 @@ class ModelStore:
 
         Raises:
             ManifestError: If the manifest is missing or invalid.
+            PickleNotAllowedError: If it is a joblib version and pickles are not allowed.
             ChecksumMismatchError: If the artifact's sha256 differs from the manifest's.
             VersionMismatchError: If the artifact was made with another scikit-learn version and
                 ``allow_version_mismatch`` is false.
-            ArtifactError: If the artifact is missing or does not unpickle into a model with the
+            UntrustedArtifactError: If a skops artifact names a type that is not trusted.
+            ArtifactError: If the artifact is missing or does not load into a model with the
                 manifest's outputs and number of features.
         """
         manifest, data = self._read_verified(
-            name, version, allow_version_mismatch=allow_version_mismatch
+            name,
+            version,
+            allow_version_mismatch=allow_version_mismatch,
+            allow_pickle=self._allow_pickle,
         )
         mismatch = manifest.framework_version != sklearn.__version__
-        model, pickled_version = _unpickle(data, name=name, version=version)
+        if manifest.format == "joblib" and (name, version) not in self._pickle_warned:
+            self._pickle_warned.add((name, version))
+            log.warning(
+                "model %s version %d is a joblib pickle, which runs code when loaded; rewrite it "
+                "as skops with `python -m service convert --model-store %s`",
+                name,
+                version,
+                self._root,
+            )
+        model, pickled_version = artifacts.load(
+            data, manifest.format, trusted=self._trusted_types, name=name, version=version
+        )
         if pickled_version is not None:
             # The manifest may be wrong about the version; scikit-learn's own check is the truth.
             if not allow_version_mismatch:
@@ -266,13 +289,15 @@ class ModelStore:
     def register(
         self, artifact: Path, name: str, *, feature_names: Sequence[str] | None = None
     ) -> Manifest:
-        """Add a joblib artifact as the next version of ``name``, with its manifest, atomically.
+        """Add a joblib or skops file as the next version of ``name``, as skops, atomically.
 
-        The new version appears under its final name complete or not at all; if another writer
-        takes the same number first, the next free number is used.
+        A joblib file is unpickled (so register only files you trust: this runs their code),
+        written as skops and checked to predict the same on probe rows; a skops file is audited
+        and stored as it is. The new version appears under its final name complete or not at
+        all; if another writer takes the same number first, the next free number is used.
 
         Args:
-            artifact: Path of the joblib file to copy into the store.
+            artifact: Path of the joblib or skops file (told apart by content, not name).
             name: The model's name; created if new.
             feature_names: Names of the input columns (see :meth:`Manifest.describe`).
 
@@ -281,8 +306,10 @@ class ModelStore:
 
         Raises:
             StoreLayoutError: If ``name`` is not valid or the version cannot be written.
-            ArtifactError: If the file is missing, does not unpickle, has no ``predict`` or is
-                not fitted.
+            UntrustedArtifactError: If the model holds types that are not trusted (named).
+            ArtifactError: If the file is missing or does not load, the model has no
+                ``predict``, is not fitted, cannot be written as skops or predicts otherwise
+                once it is.
             VersionMismatchError: If it was made with another scikit-learn version.
             ManifestError: If ``feature_names`` does not match the model's number of features.
         """
@@ -291,29 +318,89 @@ class ModelStore:
             data = Path(artifact).read_bytes()
         except OSError as err:
             raise ArtifactError(f"cannot read {artifact}: {err}", name=name) from err
-        return self._register_bytes(data, name, feature_names=feature_names)
+        source_format = artifacts.format_of(data)
+        model = self._loaded_for_writing(data, source_format, name)
+        if source_format == "skops":
+            return self._add(data, model, name, feature_names=feature_names, format="skops")
+        return self.save(model, name, feature_names=feature_names)
 
     def save(
-        self, model: object, name: str, *, feature_names: Sequence[str] | None = None
+        self,
+        model: object,
+        name: str,
+        *,
+        feature_names: Sequence[str] | None = None,
+        format: ArtifactFormat = "skops",
     ) -> Manifest:
-        """Dump a fitted model with joblib and register it as the next version of ``name``.
+        """Write a fitted model as ``format`` and register it as the next version of ``name``.
+
+        As skops, the written bytes are loaded back with the store's trust list and checked to
+        predict as ``model`` does on probe rows. ``format="joblib"`` writes a pickle, for test
+        doubles and for tools that read the store with ``joblib.load``.
 
         Raises the same errors as :meth:`register`.
         """
         self._check_name(name)
-        buffer = io.BytesIO()
-        try:
-            joblib.dump(model, buffer)
-        except Exception as err:
+        if not callable(getattr(model, "predict", None)):
             raise ArtifactError(
-                f"the {type(model).__name__} cannot be pickled: {err}", name=name
-            ) from err
-        return self._register_bytes(buffer.getvalue(), name, feature_names=feature_names)
+                f"the artifact holds a {type(model).__name__}, which has no predict()", name=name
+            )
+        data = artifacts.dump(model, format, name=name)
+        stored = self._loaded_for_writing(data, format, name)
+        return self._add(
+            data, stored, name, feature_names=feature_names, format=format, check=model
+        )
 
-    def _register_bytes(
-        self, data: bytes, name: str, *, feature_names: Sequence[str] | None
-    ) -> Manifest:
-        model, pickled_version = _unpickle(data, name=name, version=None)
+    def convert(self, name: str, version: int) -> Manifest | None:
+        """Rewrite a joblib version as skops in place; None if it already is skops.
+
+        The pickle is loaded (so convert only stores you trust: this runs their code), written
+        as skops, loaded back with the store's trust list and checked to predict the same on
+        probe rows before anything is replaced. Then ``model.skops`` is written and the manifest
+        replaced by rename, the manifest being the switch: a reader sees the old version or the
+        new one, never a mix; ``model.joblib`` is removed last.
+
+        Raises:
+            ManifestError, ChecksumMismatchError, VersionMismatchError: As :meth:`verify`.
+            UntrustedArtifactError: If the model holds types that are not trusted (named).
+            ArtifactError: If it does not load, cannot be written as skops or predicts
+                otherwise once it is; nothing was changed.
+            StoreLayoutError: If the new files cannot be written.
+        """
+        manifest = self.read_manifest(name, version)
+        if manifest.format == "skops":
+            return None
+        manifest, data = self._read_verified(
+            name, version, allow_version_mismatch=False, allow_pickle=True
+        )
+        original, pickled_version = artifacts.load(
+            data, "joblib", trusted=(), name=name, version=version
+        )
+        if pickled_version is not None:
+            raise VersionMismatchError(
+                name=name,
+                version=version,
+                artifact_version=pickled_version,
+                running_version=sklearn.__version__,
+            )
+        _check_model(original, manifest)
+        converted_data = artifacts.dump(original, "skops", name=name)
+        converted, _ = artifacts.load(
+            converted_data, "skops", trusted=self._trusted_types, name=name, version=version
+        )
+        converted_manifest = replace(
+            manifest, artifact=SKOPS_FILE, sha256=_sha256(converted_data), format="skops"
+        )
+        _check_model(converted, converted_manifest)
+        artifacts.check_same_predictions(original, converted, converted_manifest)
+        self._replace_version(converted_data, converted_manifest, old_artifact=manifest.artifact)
+        return converted_manifest
+
+    def _loaded_for_writing(self, data: bytes, format: ArtifactFormat, name: str) -> Any:
+        """The model in ``data``, refused if it was made with another scikit-learn version."""
+        model, pickled_version = artifacts.load(
+            data, format, trusted=self._trusted_types, name=name, version=None
+        )
         if pickled_version is not None:
             # Registering it would write a manifest claiming the running version.
             raise VersionMismatchError(
@@ -326,6 +413,23 @@ class ModelStore:
             raise ArtifactError(
                 f"the artifact holds a {type(model).__name__}, which has no predict()", name=name
             )
+        return model
+
+    def _add(
+        self,
+        data: bytes,
+        model: Any,
+        name: str,
+        *,
+        feature_names: Sequence[str] | None,
+        format: ArtifactFormat,
+        check: object | None = None,
+    ) -> Manifest:
+        """Publish ``data`` (which loads as ``model``) as the next version of ``name``.
+
+        ``check``: the in-memory model ``data`` was written from, when the format changed on the
+        way (skops from an object), so that the stored model must predict as it does.
+        """
         manifest = Manifest.describe(
             model,
             name=name,
@@ -333,8 +437,11 @@ class ModelStore:
             sha256=_sha256(data),
             feature_names=feature_names,
             created_at=utc_now(),
+            format=format,
         )
         _check_model(model, manifest)
+        if check is not None and format == "skops":
+            artifacts.check_same_predictions(check, model, manifest)
         model_dir = self._model_dir(name)
         temp_dir = model_dir / f"{_TEMP_PREFIX}{secrets.token_hex(8)}"
         try:
@@ -375,6 +482,30 @@ class ModelStore:
             name=manifest.name,
         )
 
+    def _replace_version(self, data: bytes, manifest: Manifest, *, old_artifact: str) -> None:
+        """Swap a version's artifact for ``data`` and its manifest for ``manifest``, in place."""
+        version_dir = self._version_dir(manifest.name, manifest.version)
+        token = secrets.token_hex(8)
+        temp_artifact = version_dir / f"{_TEMP_PREFIX}{token}-{manifest.artifact}"
+        temp_manifest = version_dir / f"{_TEMP_PREFIX}{token}-{MANIFEST_FILE}"
+        try:
+            _write_synced(temp_artifact, data)
+            temp_artifact.replace(version_dir / manifest.artifact)
+            _write_synced(temp_manifest, manifest.to_json())
+            # The switch: until this rename the old manifest names the old, untouched artifact.
+            temp_manifest.replace(version_dir / MANIFEST_FILE)
+            _fsync_dir(version_dir)
+            if old_artifact != manifest.artifact:
+                (version_dir / old_artifact).unlink(missing_ok=True)
+                _fsync_dir(version_dir)
+        except OSError as err:
+            raise StoreLayoutError(
+                f"cannot rewrite {version_dir}: {err}", name=manifest.name, version=manifest.version
+            ) from err
+        finally:
+            temp_artifact.unlink(missing_ok=True)
+            temp_manifest.unlink(missing_ok=True)
+
     def _next_version(self, name: str) -> int:
         existing = self.versions(name)
         return existing[-1] + 1 if existing else 1
@@ -407,9 +538,18 @@ class ModelStore:
             raise StoreLayoutError(f"cannot list {directory}: {err}", name=name) from err
 
     def _read_verified(
-        self, name: str, version: int, *, allow_version_mismatch: bool
+        self, name: str, version: int, *, allow_version_mismatch: bool, allow_pickle: bool
     ) -> tuple[Manifest, bytes]:
         manifest = self.read_manifest(name, version)
+        if manifest.format == "joblib" and not allow_pickle:
+            # Refused on the manifest's word alone: not one byte of a pickle is read.
+            raise PickleNotAllowedError(
+                "the artifact is a joblib pickle, which runs code when loaded, and pickles are "
+                "not allowed (PREDICTION_ALLOW_PICKLE=false); rewrite it as skops with "
+                "`python -m service convert`",
+                name=name,
+                version=version,
+            )
         path = self._version_dir(name, version) / manifest.artifact
         data = _read(path, ArtifactError, "artifact", name, version)
         actual = _sha256(data)

@@ -1,4 +1,4 @@
-"""The image and deployment files (SPEC §6), checked offline with the real tools.
+"""The image and deployment files (README 'Deploy'), checked offline with the real tools.
 
 hadolint, kubectl and kubernetes-validate come with the test extras; promtool comes from
 Debian's ``prometheus`` package (``scripts/install-tools``). A missing tool fails its test with
@@ -36,7 +36,7 @@ TIMEOUT_S = 120
 # default (1.30) and the newest kubernetes-validate ships schemas for.
 K8S_VERSIONS = ("1.30.0", "1.37.0")
 
-# SPEC §5: every series the service exports, by type; `up` is Prometheus' own.
+# README 'Metrics': every series the service exports, by type; `up` is Prometheus' own.
 COUNTERS = (
     "prediction_http_requests_total",
     "prediction_requests_total",
@@ -229,6 +229,16 @@ def test_runtime_stage_copies_only_the_venv_and_the_store() -> None:
     assert copies == ["--from=build /venv /venv", "--from=build /models /models"]
 
 
+def test_build_stage_copies_only_the_service_from_the_context() -> None:
+    """The image is built from pyproject.toml, README.md and service/: no bench/, no tests/."""
+    copies = [
+        args
+        for keyword, args in _instructions()
+        if keyword in {"COPY", "ADD"} and not args.startswith("--from=")
+    ]
+    assert copies == ["pyproject.toml README.md ./", "service/ service/"]
+
+
 def test_runtime_runs_as_uid_65532_with_exec_form_entrypoint_on_port_5000() -> None:
     """The image runs as 65532:65532, exec-form ENTRYPOINT `python -m service serve`, port 5000."""
     final = dict(_final_stage())
@@ -250,6 +260,26 @@ def test_runtime_environment_serves_the_image_store_on_all_interfaces() -> None:
         "PYTHONUNBUFFERED": "1",
     }
     assert {k: env.get(k) for k in expected} == expected
+
+
+def test_image_compose_and_kubernetes_refuse_pickles(rendered: list[dict[str, Any]]) -> None:
+    """The image, compose, the Deployment and the KServe runtime set PREDICTION_ALLOW_PICKLE=false,
+    and the build verifies the image's store under that setting."""
+    env_args = " ".join(args for keyword, args in _final_stage() if keyword == "ENV")
+    image = dict(pair.split("=", 1) for pair in shlex.split(env_args))
+    compose = _load_yaml(DEPLOY / "compose.yaml")["services"]["prediction-service"]
+    (runtime,) = _load_yaml(KSERVE_RUNTIME)["spec"]["containers"]
+    builds = [args for keyword, args in _instructions() if keyword == "RUN"]
+
+    assert ["false"] * 4 == [
+        image.get("PREDICTION_ALLOW_PICKLE"),
+        compose["environment"].get("PREDICTION_ALLOW_PICKLE"),
+        _env(_container(rendered)).get("PREDICTION_ALLOW_PICKLE"),
+        _env(runtime).get("PREDICTION_ALLOW_PICKLE"),
+    ]
+    assert any(
+        "PREDICTION_ALLOW_PICKLE=false /venv/bin/python -m service verify" in run for run in builds
+    )
 
 
 def test_healthcheck_is_exec_form_python_hitting_healthz() -> None:
@@ -309,6 +339,8 @@ def _dockerignored(path: str) -> bool:
         "tests/deploy/test_deploy.py",
         "model_store/iris/1/model.joblib",
         "bench-results/report.md",
+        "bench/apps/flask_app.py",
+        ".bench-venv-3.13/bin/python",
         "deploy/compose.yaml",
         ".pytest_cache/README.md",
         ".mypy_cache/3.11/x.json",
@@ -318,7 +350,7 @@ def _dockerignored(path: str) -> bool:
     ],
 )
 def test_dockerignore_keeps_out_of_the_context(path: str) -> None:
-    """.dockerignore keeps the venv, git, tests, caches, store, bench results and deploy out."""
+    """.dockerignore keeps the venv, git, tests, caches, store, the bench and deploy out."""
     assert _dockerignored(path)
 
 
@@ -538,8 +570,8 @@ def test_alerts_cover_down_latency_shedding_and_load_failures() -> None:
     assert re.search(r'increase\(prediction_model_loads_total\{outcome!="ok"\}', exprs)
 
 
-def test_every_promql_expression_names_only_spec_metrics() -> None:
-    """Dashboard, alert and adapter queries read only SPEC §5 series (or `up`), each some."""
+def test_every_promql_expression_names_only_documented_metrics() -> None:
+    """Dashboard, alert and adapter queries read only the README's metrics (or `up`), each some."""
     bad = []
     for where, expr, must_name_one in _all_promql():
         names = promql_metric_names(expr)

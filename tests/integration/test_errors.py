@@ -1,4 +1,4 @@
-"""SPEC §3.5 through the app: every client mistake gets its status and a one-sentence JSON error."""
+"""The README's status table through the app: each client mistake, its status, a JSON error."""
 
 from __future__ import annotations
 

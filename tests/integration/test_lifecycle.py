@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ def add_version(store_root: Path, name: str = "iris", *, tampered: bool = False)
     manifest = (staging / "model.json").read_text().replace('"version": 1', f'"version": {version}')
     (staging / "model.json").write_text(manifest)
     if tampered:
-        artifact = staging / "model.joblib"
+        artifact = staging / json.loads(manifest)["artifact"]
         data = bytearray(artifact.read_bytes())
         data[-10] ^= 0xFF
         artifact.write_bytes(bytes(data))

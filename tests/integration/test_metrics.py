@@ -49,7 +49,7 @@ def _gate() -> Iterator[Gate]:
 
 @pytest.fixture(name="app")
 async def _app(store_root: Path, registry: CollectorRegistry, gate: Gate) -> AsyncIterator[Quart]:
-    ModelStore(store_root).save(GatedModel(2, "metrics"), "gated")
+    ModelStore(store_root).save(GatedModel(2, "metrics"), "gated", format="joblib")
     settings = Settings(
         model_store=store_root,
         default_model="iris",
@@ -184,7 +184,7 @@ async def test_model_info_and_loads(app: Quart, registry: CollectorRegistry) -> 
 
 async def test_refused_version_counted(store_root: Path, registry: CollectorRegistry) -> None:
     """A version with a bad checksum is refused and counted as checksum_mismatch."""
-    (store_root / "iris" / "1" / "model.joblib").write_bytes(b"tampered")
+    (store_root / "iris" / "1" / "model.skops").write_bytes(b"tampered")
     app = create_app(Settings(model_store=store_root), metrics_registry=registry)
 
     async with app.test_app():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -54,11 +56,21 @@ async def test_model_headers(client: Client) -> None:
     )
 
 
-async def test_request_id_generated(client: Client) -> None:
-    """Every response carries an X-Request-ID, generated when the client sent none."""
-    response = await client.get("/healthz")
+def is_fresh_request_id(value: str) -> bool:
+    """True for an id the server generated: a random (version 4) UUID as 32 hex digits."""
+    return re.fullmatch(r"[0-9a-f]{32}", value) is not None and uuid.UUID(hex=value).version == 4
 
-    assert 32 == len(response.headers["X-Request-ID"])
+
+async def test_request_id_generated(client: Client) -> None:
+    """Without a client id, each response carries a new random UUID as its X-Request-ID."""
+    first = (await client.get("/healthz")).headers["X-Request-ID"]
+    second = (await client.get("/healthz")).headers["X-Request-ID"]
+
+    assert (True, True, True) == (
+        is_fresh_request_id(first),
+        is_fresh_request_id(second),
+        first != second,
+    )
 
 
 async def test_request_id_echoed(client: Client) -> None:
@@ -72,11 +84,21 @@ async def test_request_id_echoed(client: Client) -> None:
     assert (400, "abc-123") == (response.status_code, response.headers["X-Request-ID"])
 
 
-async def test_unsafe_request_id_replaced(client: Client) -> None:
-    """An X-Request-ID with characters unsafe for logs is replaced by a fresh one."""
-    response = await client.get("/healthz", headers={"X-Request-ID": "a b\tc"})
+@pytest.mark.parametrize("sent", ["a b\tc", "id;drop", "x" * 129])
+async def test_unsafe_request_id_replaced(client: Client, sent: str) -> None:
+    """An X-Request-ID with characters unsafe for logs, or over 128 long, gets a fresh id."""
+    response = await client.get("/healthz", headers={"X-Request-ID": sent})
 
-    assert "a b\tc" != response.headers["X-Request-ID"]
+    assert is_fresh_request_id(response.headers["X-Request-ID"])
+
+
+async def test_longest_safe_request_id_echoed(client: Client) -> None:
+    """A 128-character id of letters, digits and ``._:-`` is echoed unchanged."""
+    sent = ("Ab9._:-" * 19)[:128]
+
+    response = await client.get("/healthz", headers={"X-Request-ID": sent})
+
+    assert sent == response.headers["X-Request-ID"]
 
 
 async def test_named_model_and_version(client: Client) -> None:
@@ -119,11 +141,11 @@ async def test_readyz_lists_models(client: Client) -> None:
 
 @pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "application/x+json"])
 async def test_json_content_type_variants(client: Client, content_type: str) -> None:
-    """JSON media types with parameters or a +json suffix are accepted."""
+    """JSON media types with parameters or a +json suffix are read as JSON and answered."""
     response = await client.post(
         "/predict",
         data='{"features": [5.1, 3.5, 1.4, 0.2]}',
         headers={"Content-Type": content_type},
     )
 
-    assert 200 == response.status_code
+    assert (200, {"prediction": [0]}) == (response.status_code, await response.get_json())

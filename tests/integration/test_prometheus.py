@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.helpers import free_port
+from bench.servers import free_port
 from tests.helpers import require_tool
 from tests.helpers import serve_process
 

@@ -14,6 +14,8 @@ from service.settings import Settings
 TOKEN = "s3cret-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SETOSA = [5.1, 3.5, 1.4, 0.2]
+DISABLED = "The model repository API is disabled; set PREDICTION_ADMIN_TOKEN to enable it."
+UNAUTHORIZED = "A valid 'Authorization: Bearer <token>' header is required."
 
 
 @pytest.fixture(name="admin_app")
@@ -27,13 +29,15 @@ async def test_forbidden_without_configured_token(app: Quart) -> None:
     """Without PREDICTION_ADMIN_TOKEN every repository route answers 403, even with a token."""
     client = app.test_client()
 
-    statuses = [
-        (await client.get("/v2/repository/index", headers=AUTH)).status_code,
-        (await client.post("/v2/repository/models/iris/load", headers=AUTH)).status_code,
-        (await client.post("/v2/repository/models/iris/unload", headers=AUTH)).status_code,
+    responses = [
+        await client.get("/v2/repository/index", headers=AUTH),
+        await client.post("/v2/repository/models/iris/load", headers=AUTH),
+        await client.post("/v2/repository/models/iris/unload", headers=AUTH),
     ]
 
-    assert [403, 403, 403] == statuses
+    assert [(403, {"error": DISABLED})] * 3 == [
+        (response.status_code, await response.get_json()) for response in responses
+    ]
 
 
 @pytest.mark.parametrize(
@@ -51,8 +55,11 @@ async def test_unauthorized_with_missing_or_wrong_token(
     """A missing, wrong or non-bearer token gets 401 with WWW-Authenticate: Bearer."""
     response = await admin_app.test_client().get("/v2/repository/index", headers=headers)
 
-    assert (401, "Bearer") == (response.status_code, response.headers["WWW-Authenticate"])
-    assert TOKEN not in await response.get_data(as_text=True)
+    assert (401, "Bearer", {"error": UNAUTHORIZED}) == (
+        response.status_code,
+        response.headers["WWW-Authenticate"],
+        await response.get_json(),
+    )
 
 
 async def test_index_lists_versions(admin_app: Quart) -> None:
@@ -75,18 +82,29 @@ async def test_unload_then_load(admin_app: Quart) -> None:
     loaded = await client.post("/v2/repository/models/iris/load", headers=AUTH)
     back = await client.post("/predict", json={"features": SETOSA})
 
-    assert [200, 404, 200, 200] == [r.status_code for r in (unloaded, gone, loaded, back)]
+    assert [
+        (200, {}),
+        (404, {"error": "Model 'iris' is not loaded."}),
+        (200, {}),
+        (200, {"prediction": [0]}),
+    ] == [(r.status_code, await r.get_json()) for r in (unloaded, gone, loaded, back)]
 
 
 async def test_load_unknown_model(admin_app: Quart) -> None:
     """Loading a model the store does not have is a 404."""
     response = await admin_app.test_client().post("/v2/repository/models/nope/load", headers=AUTH)
 
-    assert 404 == response.status_code
+    assert (404, {"error": "Model 'nope' is not loaded."}) == (
+        response.status_code,
+        await response.get_json(),
+    )
 
 
 async def test_unload_unknown_model(admin_app: Quart) -> None:
     """Unloading a model that is not loaded is a 404."""
     response = await admin_app.test_client().post("/v2/repository/models/nope/unload", headers=AUTH)
 
-    assert 404 == response.status_code
+    assert (404, {"error": "Model 'nope' is not loaded."}) == (
+        response.status_code,
+        await response.get_json(),
+    )

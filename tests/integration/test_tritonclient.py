@@ -1,4 +1,4 @@
-"""NVIDIA's ``tritonclient.http``, unchanged, against a real server process (SPEC §3.2)."""
+"""NVIDIA's ``tritonclient.http``, unchanged, against a real server process."""
 
 from __future__ import annotations
 

@@ -100,7 +100,10 @@ async def test_text_body_rejected(client: Client) -> None:
         "/v1/models/iris:predict", data="x", headers={"Content-Type": "text/plain"}
     )
 
-    assert 415 == response.status_code
+    assert (
+        415,
+        {"error": "Expected a JSON body (Content-Type: application/json), got text/plain."},
+    ) == (response.status_code, await response.get_json())
 
 
 async def test_model_status(client: Client) -> None:
@@ -117,7 +120,10 @@ async def test_model_status_unknown(client: Client) -> None:
     """GET /v1/models/{name} of a model that is not served is 404."""
     response = await client.get("/v1/models/nope")
 
-    assert 404 == response.status_code
+    assert (404, {"error": "Model 'nope' is not loaded."}) == (
+        response.status_code,
+        await response.get_json(),
+    )
 
 
 async def test_model_status_while_draining(app: Quart, client: Client) -> None:
@@ -126,11 +132,18 @@ async def test_model_status_while_draining(app: Quart, client: Client) -> None:
 
     response = await client.get("/v1/models/iris")
 
-    assert (503, "1") == (response.status_code, response.headers["Retry-After"])
+    assert (503, "1", {"error": "The server is draining."}) == (
+        response.status_code,
+        response.headers["Retry-After"],
+        await response.get_json(),
+    )
 
 
 async def test_get_on_predict_is_not_predict(client: Client) -> None:
     """GET on the :predict path does not predict: the name with the colon is no model."""
     response = await client.get("/v1/models/iris:predict")
 
-    assert 404 == response.status_code
+    assert (404, {"error": "Model 'iris:predict' is not loaded."}) == (
+        response.status_code,
+        await response.get_json(),
+    )

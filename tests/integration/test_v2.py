@@ -25,6 +25,7 @@ from tests.types import Client
 
 SETOSA = [5.1, 3.5, 1.4, 0.2]
 VIRGINICA = [6.9, 3.1, 5.4, 2.1]
+TEXT_REFUSED = "Expected a JSON body (Content-Type: application/json), got text/plain."
 
 
 def matrix_input(rows: list[list[Any]], datatype: str = "FP64", **extra: Any) -> dict[str, Any]:
@@ -37,6 +38,17 @@ def matrix_input(rows: list[list[Any]], datatype: str = "FP64", **extra: Any) ->
 async def infer(client: Client, body: object, path: str = "/v2/models/iris/infer") -> Any:
     """POST ``body`` as JSON with no Content-Type, as tritonclient does; return the response."""
     return await client.post(path, data=orjson.dumps(body))
+
+
+def iris_answer(labels: list[int]) -> dict[str, object]:
+    """The whole V2 response of iris version 1 answering ``labels`` as its predict output."""
+    return {
+        "model_name": "iris",
+        "model_version": "1",
+        "outputs": [
+            {"name": "predict", "datatype": "INT64", "shape": [len(labels)], "data": labels}
+        ],
+    }
 
 
 async def error_of(response: Any) -> tuple[int, str]:
@@ -82,9 +94,14 @@ async def test_server_not_ready_before_models_load(settings: Settings) -> None:
     app = create_app(settings)  # not started: no lifespan, so nothing is loaded
     client = app.test_client()
 
-    assert (200, 503) == (
-        (await client.get("/v2/health/live")).status_code,
-        (await client.get("/v2/health/ready")).status_code,
+    live = await client.get("/v2/health/live")
+    ready = await client.get("/v2/health/ready")
+
+    assert (200, {"live": True}, 503, {"error": "No model is loaded yet."}) == (
+        live.status_code,
+        await live.get_json(),
+        ready.status_code,
+        await ready.get_json(),
     )
 
 
@@ -123,21 +140,20 @@ async def test_regressor_metadata(client: Client) -> None:
 
 
 @pytest.mark.parametrize(
-    ("path", "status"),
+    ("path", "status", "message"),
     [
-        ("/v2/models/nope", 404),
-        ("/v2/models/iris/versions/9", 404),
-        ("/v2/models/iris/versions/abc", 400),
-        ("/v2/models/nope/ready", 404),
-        ("/v2/models/iris/versions/9/ready", 404),
+        ("/v2/models/nope", 404, "Model 'nope' is not loaded."),
+        ("/v2/models/iris/versions/9", 404, "Version 9 of model 'iris' is not loaded."),
+        ("/v2/models/iris/versions/abc", 400, "Version must be a positive integer, got 'abc'."),
+        ("/v2/models/nope/ready", 404, "Model 'nope' is not loaded."),
+        ("/v2/models/iris/versions/9/ready", 404, "Version 9 of model 'iris' is not loaded."),
     ],
 )
-async def test_unknown_model_or_version(client: Client, path: str, status: int) -> None:
+async def test_unknown_model_or_version(
+    client: Client, path: str, status: int, message: str
+) -> None:
     """Unknown models and versions are 404; a version that is not a number is 400."""
-    response = await client.get(path)
-
-    assert status == response.status_code
-    assert "error" in await response.get_json()
+    assert (status, message) == await error_of(await client.get(path))
 
 
 async def test_model_ready(client: Client) -> None:
@@ -197,13 +213,17 @@ async def test_infer_float_datatypes(client: Client, store_root: Path, datatype:
 
 
 @pytest.mark.parametrize("datatype", ["INT32", "INT64"])
-async def test_infer_integer_datatypes(client: Client, datatype: str) -> None:
-    """INT32 and INT64 tensors of integers are accepted."""
+async def test_infer_integer_datatypes(client: Client, store_root: Path, datatype: str) -> None:
+    """INT32 and INT64 tensors of integers are answered as the same rows as floats."""
     rows = [[5, 3, 1, 0], [7, 3, 5, 2]]
+    model = ModelStore(store_root).load("iris", 1).model
 
     response = await infer(client, {"inputs": [matrix_input(rows, datatype)]})
 
-    assert (200, [2]) == (response.status_code, (await response.get_json())["outputs"][0]["shape"])
+    assert (200, iris_answer(model.predict(np.array(rows, dtype=np.float64)).tolist())) == (
+        response.status_code,
+        await response.get_json(),
+    )
 
 
 async def test_infer_per_feature_inputs(client: Client) -> None:
@@ -367,7 +387,7 @@ async def test_unknown_model_infer(client: Client) -> None:
 
 async def test_pinned_version(store_root: Path, settings: Settings) -> None:
     """/versions/{v}/infer answers with that version; the plain path with the newest."""
-    ModelStore(store_root).save(SumModel(4), "iris")
+    ModelStore(store_root).save(SumModel(4), "iris", format="joblib")
     app = create_app(settings)
     body = {"inputs": [matrix_input([SETOSA])]}
     async with app.test_app():
@@ -388,14 +408,14 @@ async def test_missing_content_type_read_as_json(client: Client) -> None:
         "/v2/models/iris/infer", data=orjson.dumps({"inputs": [matrix_input([SETOSA])]})
     )
 
-    assert 200 == response.status_code
+    assert (200, iris_answer([0])) == (response.status_code, await response.get_json())
 
 
 async def test_json_content_type_accepted(client: Client) -> None:
     """A body declared application/json is read as usual."""
     response = await client.post("/v2/models/iris/infer", json={"inputs": [matrix_input([SETOSA])]})
 
-    assert 200 == response.status_code
+    assert (200, iris_answer([0])) == (response.status_code, await response.get_json())
 
 
 async def test_text_content_type_rejected(client: Client) -> None:
@@ -406,7 +426,7 @@ async def test_text_content_type_rejected(client: Client) -> None:
         headers={"Content-Type": "text/plain"},
     )
 
-    assert 415 == response.status_code
+    assert (415, TEXT_REFUSED) == await error_of(response)
 
 
 async def test_compressed_body_rejected(client: Client) -> None:
@@ -426,7 +446,7 @@ async def test_too_many_rows(store_root: Path) -> None:
     async with app.test_app():
         response = await infer(app.test_client(), {"inputs": [matrix_input([SETOSA] * 2)]})
 
-    assert 413 == response.status_code
+    assert (413, "The request has 2 rows; at most 1 are allowed.") == await error_of(response)
 
 
 def binary_body(

@@ -14,6 +14,9 @@ from tests.fakes import CountingModel
 from tests.fakes import FailingModel
 from tests.fakes import HangingModel
 from tests.fakes import WrongRowsModel
+from tests.helpers import NOBODY
+from tests.helpers import OtherUser
+from tests.helpers import readable_install
 
 # How long the hanging model hangs: longer than any deadline the tests set, shorter than a run.
 HANG_S = 20.0
@@ -33,16 +36,29 @@ def _open_dir() -> Iterator[Path]:
     shutil.rmtree(path)
 
 
+@pytest.fixture(name="nobody", scope="session")
+def _nobody() -> Iterator[OtherUser]:
+    """nobody, with copies of the code and packages it can read wherever the checkout lies."""
+    path = Path(tempfile.mkdtemp(prefix="as-nobody-"))
+    try:
+        path.chmod(0o755)
+        yield readable_install(path, NOBODY)
+    finally:
+        shutil.rmtree(path)
+
+
 @pytest.fixture(name="fault_store")
 def _fault_store(open_dir: Path, demo_store_template: Path) -> Path:
     """iris and diabetes, plus models that fail, answer wrong row counts, hang, or count calls."""
     root = open_dir / "store"
     shutil.copytree(demo_store_template, root)
     store = ModelStore(root)
-    store.save(FailingModel(2), "failing")
-    store.save(WrongRowsModel(2), "wrongrows")
-    store.save(HangingModel(2, HANG_S), "hanging")
-    store.save(CountingModel(2, str(open_dir / "calls.txt"), COUNTING_DELAY_S), "counting")
+    store.save(FailingModel(2), "failing", format="joblib")
+    store.save(WrongRowsModel(2), "wrongrows", format="joblib")
+    store.save(HangingModel(2, HANG_S), "hanging", format="joblib")
+    store.save(
+        CountingModel(2, str(open_dir / "calls.txt"), COUNTING_DELAY_S), "counting", format="joblib"
+    )
     # copytree keeps the template's private (0700) modes; a server run as nobody must read it.
     for path in [root, *root.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import NOBODY
+from tests.helpers import OtherUser
 from tests.helpers import serve_process
 
 SETOSA = {"features": [[5.1, 3.5, 1.4, 0.2]]}
@@ -23,7 +23,9 @@ def _read_only_store(fault_store: Path) -> Path:
     return fault_store
 
 
-def test_non_root_server_with_read_only_store(tmp_path: Path, read_only_store: Path) -> None:
+def test_non_root_server_with_read_only_store(
+    tmp_path: Path, read_only_store: Path, nobody: OtherUser
+) -> None:
     """Run as nobody over a read-only store, the server serves and refuses what it should."""
     env = {"PREDICTION_RELOAD_INTERVAL_S": "0.2"}  # polling must not need write access either
     with (
@@ -34,7 +36,7 @@ def test_non_root_server_with_read_only_store(tmp_path: Path, read_only_store: P
             "--default-model",
             "iris",
             env=env,
-            user=NOBODY,
+            user=nobody,
         ) as server,
         httpx.Client(base_url=server.url, timeout=10) as client,
     ):

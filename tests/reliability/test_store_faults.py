@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers import NOBODY
-from tests.helpers import as_user
+from tests.helpers import OtherUser
 from tests.helpers import serve_process
 
 SETOSA = {"features": [[5.1, 3.5, 1.4, 0.2]]}
@@ -31,10 +30,10 @@ def copy_iris(store: Path, name: str) -> Path:
 def _broken_store(fault_store: Path) -> Path:
     """iris plus four broken models: truncated, tampered, other sklearn, unreadable."""
     # A copy cut short: the manifest still describes the whole artifact.
-    artifact = copy_iris(fault_store, "truncated") / "model.joblib"
+    artifact = copy_iris(fault_store, "truncated") / "model.skops"
     artifact.write_bytes(artifact.read_bytes()[:1000])
 
-    tampered = copy_iris(fault_store, "tampered") / "model.joblib"
+    tampered = copy_iris(fault_store, "tampered") / "model.skops"
     data = bytearray(tampered.read_bytes())
     data[-10] ^= 0xFF
     tampered.write_bytes(bytes(data))
@@ -46,11 +45,13 @@ def _broken_store(fault_store: Path) -> Path:
     return fault_store
 
 
-def test_broken_versions_refused_counted_rest_serves(tmp_path: Path, broken_store: Path) -> None:
+def test_broken_versions_refused_counted_rest_serves(
+    tmp_path: Path, broken_store: Path, nobody: OtherUser
+) -> None:
     """Each broken version is refused with its outcome counted; iris keeps answering."""
     env = {"PREDICTION_RELOAD_INTERVAL_S": "0"}
     with (
-        serve_process(tmp_path, "--model-store", str(broken_store), env=env, user=NOBODY) as server,
+        serve_process(tmp_path, "--model-store", str(broken_store), env=env, user=nobody) as server,
         httpx.Client(base_url=server.url, timeout=10) as client,
     ):
         iris = client.post("/predict?model=iris", json=SETOSA)
@@ -71,20 +72,14 @@ def test_broken_versions_refused_counted_rest_serves(tmp_path: Path, broken_stor
         assert f'prediction_model_loads_total{{model="{name}",outcome="{outcome}"}} 1.0' in metrics
 
 
-def test_verify_reports_each_broken_version(broken_store: Path) -> None:
+def test_verify_reports_each_broken_version(broken_store: Path, nobody: OtherUser) -> None:
     """python -m service verify, as a non-root user, exits 1 naming every broken version."""
     result = subprocess.run(
-        [
-            *as_user(NOBODY),
-            sys.executable,
-            "-m",
-            "service",
-            "verify",
-            "--model-store",
-            str(broken_store),
-        ],
+        nobody.command("-m", "service", "verify", "--model-store", str(broken_store)),
         capture_output=True,
         text=True,
+        cwd=nobody.root,
+        env=nobody.environ(os.environ),
         timeout=120,
         check=False,
     )

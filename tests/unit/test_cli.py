@@ -1,4 +1,4 @@
-"""The command line: demo, register and verify (serve is covered by the real-server tests)."""
+"""The command line: demo, register, verify, convert (serve: see the real-server tests)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from pathlib import Path
 import joblib
 import pytest
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
 
 from service.cli import main
 from service.store import ModelStore
+from tests.custom_types import CLIP
+from tests.custom_types import Clip
 
 
 def test_demo_builds_then_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -76,7 +79,7 @@ def test_verify_names_each_bad_version(
     store_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """verify exits 1 and names every version whose checksum or manifest is bad."""
-    (store_root / "iris" / "1" / "model.joblib").write_bytes(b"tampered")
+    (store_root / "iris" / "1" / "model.skops").write_bytes(b"tampered")
     manifest = store_root / "diabetes" / "1" / "model.json"
     manifest.write_text(
         json.dumps({**json.loads(manifest.read_text()), "framework_version": "0.1"})
@@ -98,3 +101,57 @@ def test_bad_setting_is_one_line_exit_2(
 
     assert 2 == main(["verify"])
     assert "PREDICTION_MODEL_STORE has value ''" in capsys.readouterr().err
+
+
+def test_register_refuses_untrusted_type_naming_it(
+    tmp_path: Path,
+    store_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """register exits 1 naming a type that is not trusted, and takes it once it is listed."""
+    model = make_pipeline(Clip(), LogisticRegression()).fit([[0, 0], [1, 1], [0, 1]], [0, 1, 1])
+    artifact = tmp_path / "clip.joblib"
+    joblib.dump(model, artifact)
+    command = ["register", str(artifact), "--name", "clip", "--model-store", str(store_root)]
+
+    assert 1 == main(command)
+    assert CLIP in capsys.readouterr().err
+    monkeypatch.setenv("PREDICTION_TRUSTED_TYPES", CLIP)
+    assert 0 == main(command)
+    assert "registered clip version 1 as skops" in capsys.readouterr().out
+
+
+def test_convert_then_verify_report_formats(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """verify names each version's format; convert makes every joblib version skops."""
+    root = tmp_path / "store"
+    store = ModelStore(root)
+    model = LogisticRegression().fit([[0, 0], [1, 1], [0, 1], [1, 0]], [0, 1, 1, 0])
+    store.save(model, "legacy", format="joblib")
+    store.save(model, "legacy")
+
+    assert 0 == main(["verify", "--model-store", str(root)])
+    out = capsys.readouterr().out
+    assert "ok  legacy version 1: joblib, a pickle" in out
+    assert "ok  legacy version 2: skops, every type trusted" in out
+
+    assert 0 == main(["convert", "--model-store", str(root)])
+    out = capsys.readouterr().out
+    assert "ok  legacy version 1: converted to skops" in out
+    assert "ok  legacy version 2: already skops" in out
+    assert ["skops", "skops"] == [store.read_manifest("legacy", v).format for v in (1, 2)]
+
+
+def test_verify_fails_pickles_when_not_allowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With PREDICTION_ALLOW_PICKLE=false, verify reports a joblib version as bad."""
+    root = tmp_path / "store"
+    model = LogisticRegression().fit([[0, 0], [1, 1], [0, 1], [1, 0]], [0, 1, 1, 0])
+    ModelStore(root).save(model, "legacy", format="joblib")
+    monkeypatch.setenv("PREDICTION_ALLOW_PICKLE", "false")
+
+    assert 1 == main(["verify", "--model-store", str(root)])
+    assert "BAD legacy version 1: " in capsys.readouterr().out

@@ -90,7 +90,7 @@ def test_iris_predicts_setosa(demo_store: ModelStore) -> None:
 
 
 def test_iris_is_a_100_tree_forest(demo_store: ModelStore) -> None:
-    """The iris model is a random forest of 100 trees, as the SPEC says."""
+    """The iris model is a random forest of 100 trees, as the README says."""
     model = demo_store.load("iris", 1).model
 
     assert (type(model).__name__, len(model.estimators_)) == ("RandomForestClassifier", 100)

@@ -7,6 +7,7 @@ import pytest
 
 from service.errors import InvalidInputError
 from service.errors import TooManyRowsError
+from service.inputs import describe_value
 from service.inputs import matrix_from_rows
 from service.inputs import rows_from_body
 
@@ -111,3 +112,24 @@ class TestMatrixFromRows:
         """An integer beyond float range is refused, not crashed on."""
         with pytest.raises(InvalidInputError):
             matrix([[1, 2, 10**400]])
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (None, "null"),
+        (True, "true"),
+        (False, "false"),
+        ("1.4", "'1.4'"),
+        ("x" * 21, "'" + "x" * 17 + "...'"),
+        (7, "7"),
+        (1.5, "1.5"),
+        (float("nan"), "nan"),
+        (float("-inf"), "-inf"),
+        ([1], "an array"),
+        ({"a": 1}, "an object"),
+    ],
+)
+def test_describe_value(value: object, shown: str) -> None:
+    """Error messages show a client's value short and spelled as JSON spells it."""
+    assert shown == describe_value(value)

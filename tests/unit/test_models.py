@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +14,9 @@ import pytest
 from service.errors import InvalidInputError
 from service.errors import ModelNotFoundError
 from service.errors import ShuttingDownError
-from service.models import LoadEvent
+from service.loading import LoadEvent
+from service.loading import ServedVersion
 from service.models import ModelRegistry
-from service.models import ServedVersion
 from service.settings import Settings
 from service.store import ModelStore
 from tests.fakes import SumModel
@@ -43,7 +45,7 @@ class Recorder:
 @pytest.fixture(name="store")
 def _store(tmp_path: Path) -> ModelStore:
     store = ModelStore(tmp_path / "store")
-    store.save(SumModel(2), "sum")
+    store.save(SumModel(2), "sum", format="joblib")
     return store
 
 
@@ -80,7 +82,7 @@ async def test_refresh_adds_new_version_as_latest(
     registry: ModelRegistry, store: ModelStore, recorder: Recorder
 ) -> None:
     """A version registered after start becomes latest on refresh; the old one stays pinned."""
-    store.save(SumModel(2), "sum")
+    store.save(SumModel(2), "sum", format="joblib")
 
     await registry.refresh()
 
@@ -95,8 +97,8 @@ async def test_keeps_two_newest_and_retires_older(
 ) -> None:
     """With three valid versions only the two newest are served; the oldest is retired."""
     old = registry.resolve("sum")
-    store.save(SumModel(2), "sum")
-    store.save(SumModel(2), "sum")
+    store.save(SumModel(2), "sum", format="joblib")
+    store.save(SumModel(2), "sum", format="joblib")
 
     await registry.refresh()
     await registry.aclose(5)
@@ -113,7 +115,7 @@ async def test_tampered_version_refused_once_and_previous_kept(
     registry: ModelRegistry, store: ModelStore, recorder: Recorder
 ) -> None:
     """A new version failing its checksum is refused and counted once; the previous one serves."""
-    store.save(SumModel(2), "sum")
+    store.save(SumModel(2), "sum", format="joblib")
     tamper(store, "sum", 2)
 
     await registry.refresh()
@@ -128,7 +130,7 @@ async def test_refused_version_retried_when_files_change(
     registry: ModelRegistry, store: ModelStore
 ) -> None:
     """A refused version is loaded once its files are fixed."""
-    store.save(SumModel(2), "sum")
+    store.save(SumModel(2), "sum", format="joblib")
     good = (store.root / "sum" / "2" / "model.joblib").read_bytes()
     tamper(store, "sum", 2)
     await registry.refresh()
@@ -141,7 +143,7 @@ async def test_refused_version_retried_when_files_change(
 
 async def test_removed_version_is_unloaded(registry: ModelRegistry, store: ModelStore) -> None:
     """A version whose directory is removed stops being served."""
-    store.save(SumModel(2), "sum")
+    store.save(SumModel(2), "sum", format="joblib")
     await registry.refresh()
 
     for path in (store.root / "sum" / "2").iterdir():
@@ -154,7 +156,7 @@ async def test_removed_version_is_unloaded(registry: ModelRegistry, store: Model
 
 async def test_new_model_appears(registry: ModelRegistry, store: ModelStore) -> None:
     """A model added to the store after start is served after refresh."""
-    store.save(SumModel(3), "other")
+    store.save(SumModel(3), "other", format="joblib")
 
     await registry.refresh()
 
@@ -188,7 +190,7 @@ async def test_load_model_without_valid_version(registry: ModelRegistry) -> None
 
 async def test_index_reports_ready_and_refused(registry: ModelRegistry, store: ModelStore) -> None:
     """The index lists served versions as READY and refused ones as UNAVAILABLE with a reason."""
-    store.save(SumModel(2), "sum")
+    store.save(SumModel(2), "sum", format="joblib")
     tamper(store, "sum", 2)
     await registry.refresh()
 
@@ -203,7 +205,7 @@ async def test_request_reload_wakes_poller(
     registry: ModelRegistry, store: ModelStore, recorder: Recorder
 ) -> None:
     """request_reload() makes a long-interval poller refresh at once."""
-    store.save(SumModel(2), "sum")
+    store.save(SumModel(2), "sum", format="joblib")
     recorder.served_event.clear()
     poller = asyncio.create_task(registry.poll(3600))
 
@@ -215,10 +217,83 @@ async def test_request_reload_wakes_poller(
     assert [2, 1] == versions(registry)
 
 
+async def test_refused_version_leaves_index_when_removed(
+    registry: ModelRegistry, store: ModelStore
+) -> None:
+    """A refused version whose directory is removed is no longer listed by the index."""
+    store.save(SumModel(2), "sum", format="joblib")
+    tamper(store, "sum", 2)
+    await registry.refresh()
+    for path in (store.root / "sum" / "2").iterdir():
+        path.unlink()
+    (store.root / "sum" / "2").rmdir()
+
+    await registry.refresh()
+
+    assert [("sum", 1, "READY")] == [(e.name, e.version, e.state) for e in registry.index()]
+
+
+# Many broken versions make every reload insert many refusals in the loader's thread.
+BROKEN_MODELS = ("broken-a", "broken-b")
+BROKEN_VERSIONS = 150
+RELOAD_ROUNDS = 15
+
+
+@pytest.fixture(name="fine_thread_switching")
+def _fine_thread_switching() -> Iterator[None]:
+    """Switch threads every microsecond, so the loader's thread interleaves with the loop."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(interval)
+
+
+@pytest.mark.usefixtures("fine_thread_switching")
+async def test_index_and_load_consistent_during_reloads(
+    registry: ModelRegistry, store: ModelStore
+) -> None:
+    """While loads and refreshes re-read many broken versions, every index lists all of them."""
+    for name in BROKEN_MODELS:
+        for version in range(1, BROKEN_VERSIONS + 1):
+            directory = store.root / name / str(version)
+            directory.mkdir(parents=True)
+            (directory / "model.json").write_bytes(b"{")
+    await registry.refresh()
+    expected = [("broken-a", v, "UNAVAILABLE") for v in range(BROKEN_VERSIONS, 0, -1)]
+    expected += [("broken-b", v, "UNAVAILABLE") for v in range(BROKEN_VERSIONS, 0, -1)]
+    expected += [("sum", 1, "READY")]
+    done = asyncio.Event()
+    wrong: list[int] = []
+    indexes = 0
+
+    async def read_index() -> None:
+        nonlocal indexes
+        while not done.is_set():
+            entries = [(e.name, e.version, e.state) for e in registry.index()]
+            if entries != expected:
+                wrong.append(len(entries))
+            indexes += 1
+            await asyncio.sleep(0)
+
+    async def reload() -> None:
+        for _ in range(RELOAD_ROUNDS):
+            for name in BROKEN_MODELS:
+                with pytest.raises(ModelNotFoundError):
+                    await registry.load_model(name)
+            await registry.refresh()
+        done.set()
+
+    async with asyncio.timeout(120):
+        await asyncio.gather(read_index(), reload())
+
+    assert ([], True) == (wrong, indexes > RELOAD_ROUNDS)
+    assert expected == [(e.name, e.version, e.state) for e in registry.index()]
+
+
 class TestResolve:
     async def test_default_model_from_settings(self, store: ModelStore) -> None:
         """With several models, the configured default answers requests that name none."""
-        store.save(SumModel(3), "other")
+        store.save(SumModel(3), "other", format="joblib")
         registry = ModelRegistry(store, Settings(model_store=store.root, default_model="other"))
         await registry.start()
 
@@ -227,7 +302,7 @@ class TestResolve:
 
     async def test_no_default_with_several_models(self, store: ModelStore) -> None:
         """With several models and no default, naming none is an input error listing them."""
-        store.save(SumModel(3), "other")
+        store.save(SumModel(3), "other", format="joblib")
         registry = ModelRegistry(store, Settings(model_store=store.root))
         await registry.start()
 

@@ -146,6 +146,26 @@ class TestValidation:
 
         assert expected == str(caught.value)
 
+    def test_trusted_types_are_comma_separated(self) -> None:
+        """PREDICTION_TRUSTED_TYPES is split on commas, blanks dropped, and survives to_env."""
+        settings = Settings.from_env(
+            {
+                "PREDICTION_TRUSTED_TYPES": " pkg.mod.Clip, pkg.Other ,",
+                "PREDICTION_ALLOW_PICKLE": "0",
+            }
+        )
+
+        assert (("pkg.mod.Clip", "pkg.Other"), False) == (
+            settings.trusted_types,
+            settings.allow_pickle,
+        )
+        assert settings == Settings.from_env(settings.to_env())
+
+    def test_trusted_type_must_be_a_dotted_name(self) -> None:
+        """A trusted type that is not a dotted Python name is refused, naming the variable."""
+        with pytest.raises(SettingsError, match="PREDICTION_TRUSTED_TYPES has value 'Clip'"):
+            Settings.from_env({"PREDICTION_TRUSTED_TYPES": "Clip"})
+
     def test_queue_must_hold_a_batch(self) -> None:
         """A queue smaller than one batch is refused."""
         with pytest.raises(SettingsError, match=r"PREDICTION_MAX_QUEUE_ROWS.*MAX_BATCH_ROWS"):

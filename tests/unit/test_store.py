@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import sklearn
 import sklearn.base
+import skops.io
 from numpy.typing import NDArray
 from sklearn.datasets import load_diabetes
 from sklearn.datasets import load_iris
@@ -30,9 +31,11 @@ from service.store import ManifestError
 from service.store import ModelStore
 from service.store import StoreError
 from service.store import StoreLayoutError
+from service.store import UntrustedArtifactError
 from service.store import VersionMismatchError
 from service.store.store import ARTIFACT_FILE
 from service.store.store import MANIFEST_FILE
+from service.store.store import SKOPS_FILE
 
 
 @pytest.fixture(name="iris_x", scope="module")
@@ -60,8 +63,8 @@ def _store(tmp_path: Path) -> ModelStore:
 
 @pytest.fixture(name="saved")
 def _saved(store: ModelStore, classifier: Any) -> ModelStore:
-    """A store holding the classifier as version 1 of 'iris'."""
-    store.save(classifier, "iris")
+    """A store holding the classifier as version 1 of 'iris', as a first-release joblib."""
+    store.save(classifier, "iris", format="joblib")
     return store
 
 
@@ -128,17 +131,31 @@ class TestErrors:
 
         assert str(error) == "Model 'iris' version 2: it broke: badly"
 
-    def test_every_error_is_a_store_error(self) -> None:
-        """Callers can catch every store error through StoreError."""
-        errors = [
-            ManifestError("x"),
-            ChecksumMismatchError(name="a", version=1, expected="e", actual="a"),
-            VersionMismatchError(name="a", version=1, artifact_version="0", running_version="1"),
-            ArtifactError("x"),
-            StoreLayoutError("x"),
-        ]
+    @pytest.mark.parametrize(
+        ("error", "message"),
+        [
+            (ManifestError("field 'x' is bad", name="a", version=1), "field 'x' is bad"),
+            (
+                ChecksumMismatchError(name="a", version=1, expected="e", actual="b"),
+                "the artifact's sha256 is b but the manifest says e",
+            ),
+            (
+                VersionMismatchError(
+                    name="a", version=1, artifact_version="0.20.0", running_version="1.5.0"
+                ),
+                "the artifact was made with scikit-learn 0.20.0 but 1.5.0 is running",
+            ),
+            (ArtifactError("no predict()\nat all", name="a", version=1), "no predict() at all"),
+        ],
+    )
+    def test_each_error_caught_as_store_error_names_version(
+        self, error: StoreError, message: str
+    ) -> None:
+        """Caught as StoreError, each kind of error says in one line which version and why."""
+        with pytest.raises(StoreError) as caught:
+            raise error
 
-        assert all(isinstance(error, StoreError) for error in errors)
+        assert f"Model 'a' version 1: {message}" == str(caught.value)
 
 
 class TestNames:
@@ -403,7 +420,7 @@ class TestLoad:
     def test_other_warnings_pass_through(self, store: ModelStore) -> None:
         """Warnings other than scikit-learn's version warning reach the caller."""
         with pytest.warns(UserWarning, match="unpickled"):
-            store.save(WarnsWhenUnpickled(), "custom")
+            store.save(WarnsWhenUnpickled(), "custom", format="joblib")
 
         with pytest.warns(UserWarning, match="unpickled"):
             loaded = store.load("custom", 1)
@@ -429,18 +446,40 @@ class TestRegister:
 
         assert store.save(classifier, "iris").version == 8
 
-    def test_copies_bytes_and_checksum(
+    def test_copies_skops_bytes_and_checksum(
         self, store: ModelStore, tmp_path: Path, classifier: Any
     ) -> None:
-        """The stored artifact is the registered file's bytes, and the manifest has their sha256."""
+        """A registered skops file is stored as it is, and the manifest has its sha256."""
+        artifact = tmp_path / "model.skops"
+        skops.io.dump(classifier, artifact)
+
+        manifest = store.register(artifact, "iris")
+
+        stored = (_version_dir(store) / SKOPS_FILE).read_bytes()
+        assert artifact.read_bytes() == stored
+        assert (hashlib.sha256(stored).hexdigest(), "skops") == (manifest.sha256, manifest.format)
+
+    def test_writes_a_joblib_file_as_skops(
+        self,
+        store: ModelStore,
+        tmp_path: Path,
+        classifier: Any,
+        iris_x: NDArray[np.float64],
+    ) -> None:
+        """A registered joblib file becomes model.skops, which predicts what the pickle did."""
         artifact = tmp_path / "model.joblib"
         artifact.write_bytes(_dump(classifier))
 
         manifest = store.register(artifact, "iris")
 
-        stored = (_version_dir(store) / ARTIFACT_FILE).read_bytes()
-        assert artifact.read_bytes() == stored
-        assert hashlib.sha256(stored).hexdigest() == manifest.sha256
+        assert (SKOPS_FILE, "skops") == (manifest.artifact, manifest.format)
+        assert [MANIFEST_FILE, SKOPS_FILE] == sorted(
+            path.name for path in _version_dir(store).iterdir()
+        )
+        loaded = store.load("iris", 1).model
+        np.testing.assert_array_equal(
+            classifier.predict_proba(iris_x), loaded.predict_proba(iris_x)
+        )
 
     def test_writes_returned_manifest(self, store: ModelStore, regressor: Any) -> None:
         """The manifest on disk is the one register returns, with the given feature names."""
@@ -488,13 +527,22 @@ class TestRegister:
         with pytest.raises(VersionMismatchError, match=r"^Model 'iris': the artifact was made"):
             store.register(artifact, "iris")
 
-    def test_refuses_unpicklable(self, store: ModelStore) -> None:
-        """save() refuses a model that cannot be pickled."""
+    def test_refuses_untrusted_callable(self, store: ModelStore) -> None:
+        """save() refuses a model holding a callable skops does not trust, naming it."""
         model = LinearRegression().fit(np.eye(2), [1.0, 2.0])
         model.hook = lambda: None
 
-        with pytest.raises(ArtifactError, match="cannot be pickled"):
+        with pytest.raises(UntrustedArtifactError, match=re.escape("test_store.<lambda>")):
             store.save(model, "linear")
+        assert [] == store.versions("linear")
+
+    def test_refuses_unpicklable(self, store: ModelStore) -> None:
+        """save() as joblib refuses a model that cannot be pickled."""
+        model = LinearRegression().fit(np.eye(2), [1.0, 2.0])
+        model.hook = lambda: None
+
+        with pytest.raises(ArtifactError, match="cannot be saved as joblib"):
+            store.save(model, "linear", format="joblib")
 
     @pytest.mark.parametrize("name", ["", "../iris", "iris/2", ".tmp-x", "a" * 65, "sp ace"])
     def test_refuses_invalid_name(self, store: ModelStore, classifier: Any, name: str) -> None:

@@ -22,7 +22,7 @@ from service.store.manifest import utc_now
 
 SHA = "ab" * 32
 SOURCE = "store/iris/3/model.json"
-SPEC_FIELDS = [
+MANIFEST_FIELDS = [
     "name",
     "version",
     "artifact",
@@ -36,6 +36,7 @@ SPEC_FIELDS = [
     "feature_names",
     "classes",
     "outputs",
+    "format",
 ]
 
 
@@ -89,7 +90,7 @@ class TestJson:
         """A manifest with null feature_names and classes survives the round trip."""
         regressor = Manifest(
             **{
-                **{field: getattr(manifest, field) for field in SPEC_FIELDS},
+                **{field: getattr(manifest, field) for field in MANIFEST_FIELDS},
                 "task": "regression",
                 "feature_names": None,
                 "classes": None,
@@ -100,8 +101,21 @@ class TestJson:
         assert regressor == Manifest.from_json(regressor.to_json(), source=SOURCE)
 
     def test_fields_are_the_spec_fields(self, document: dict[str, Any]) -> None:
-        """to_json writes exactly the SPEC's field names, in the SPEC's order."""
-        assert list(document) == SPEC_FIELDS
+        """to_json writes exactly the README's manifest fields, in that order."""
+        assert list(document) == MANIFEST_FIELDS
+
+    def test_format_absent_means_joblib(self, document: dict[str, Any]) -> None:
+        """A manifest without format (as the first release wrote them) is a joblib one."""
+        del document["format"]
+
+        assert "joblib" == Manifest.from_json(_encode(document), source=SOURCE).format
+
+    def test_unknown_format_refused(self, document: dict[str, Any]) -> None:
+        """A format other than skops or joblib is a manifest error naming the field."""
+        document["format"] = "pickle"
+
+        with pytest.raises(ManifestError, match="field 'format' must be one of skops, joblib"):
+            Manifest.from_json(_encode(document), source=SOURCE)
 
     def test_tuples_become_lists(self, document: dict[str, Any]) -> None:
         """Tuple fields are written as JSON lists."""
@@ -120,9 +134,9 @@ class TestJson:
 
 
 class TestFromJsonRejects:
-    @pytest.mark.parametrize("field", SPEC_FIELDS)
+    @pytest.mark.parametrize("field", [field for field in MANIFEST_FIELDS if field != "format"])
     def test_missing_field(self, document: dict[str, Any], field: str) -> None:
-        """A manifest without one of the SPEC's fields is refused, naming the field."""
+        """A manifest without one of the manifest's fields is refused, naming the field."""
         del document[field]
 
         with pytest.raises(ManifestError, match=f"field '{field}' is missing") as info:
@@ -216,7 +230,7 @@ class TestFromJsonRejects:
 class TestConstructor:
     def test_invalid_manifest_cannot_be_built(self, manifest: Manifest) -> None:
         """Building a Manifest directly validates it too."""
-        fields = {field: getattr(manifest, field) for field in SPEC_FIELDS}
+        fields = {field: getattr(manifest, field) for field in MANIFEST_FIELDS}
 
         with pytest.raises(ManifestError, match="field 'n_features'"):
             Manifest(**{**fields, "n_features": -1})
@@ -269,7 +283,7 @@ class TestDescribe:
             manifest.framework_version,
             manifest.python_version,
         )
-        assert manifest.artifact == "model.joblib"
+        assert (manifest.artifact, manifest.format) == ("model.skops", "skops")
 
     def test_created_at_defaults_to_now(self, regressor: Any) -> None:
         """Without created_at the manifest gets the current UTC time in whole seconds."""

@@ -33,6 +33,7 @@ from service.engines.trees import tree_predictor
 from service.engines.trees import verify
 from service.settings import Settings
 from service.store import Manifest
+from service.store import Output
 
 # Bounded so the whole module runs in seconds; each example fits a small forest.
 EXAMPLES = settings(
@@ -185,7 +186,7 @@ def test_non_finite_input_raises_as_sklearn(value: float) -> None:
     assert str(expected.value) == str(got.value)
 
 
-def _manifest(outputs: tuple[str, ...] = ("predict", "predict_proba")) -> Manifest:
+def _manifest(outputs: tuple[Output, ...] = ("predict", "predict_proba")) -> Manifest:
     return Manifest(
         name="m",
         version=1,

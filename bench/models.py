@@ -23,8 +23,8 @@ from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from service.bench.catalog import LOGREG
-from service.bench.catalog import RANDOM_FOREST
+from bench.catalog import LOGREG
+from bench.catalog import RANDOM_FOREST
 from service.store import ARTIFACT_FILE
 from service.store import ModelStore
 
@@ -77,7 +77,12 @@ def prepare_store(root: Path, models: Sequence[str]) -> dict[str, Path]:
     paths: dict[str, Path] = {}
     for name in models:
         versions = store.versions(name)
-        version = versions[-1] if versions else store.save(TRAINERS[name](X, y), name).version
+        if versions:
+            version = versions[-1]
+        else:
+            # joblib: the tutorial Flask app loads the same file with joblib.load.
+            model = TRAINERS[name](X, y)
+            version = store.save(model, name, format="joblib").version
         paths[name] = root / name / str(version) / ARTIFACT_FILE
     return paths
 

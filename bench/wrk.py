@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from service.bench import BenchError
+from bench import BenchError
 
 __all__ = [
     "LUA_SCRIPT",

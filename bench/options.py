@@ -1,6 +1,6 @@
-"""The ``bench`` subcommand's flags and the validated options they become.
+"""The bench's flags and the validated options they become.
 
-Kept free of heavy imports: the CLI builds every subcommand's parser on each start.
+Kept free of heavy imports, so that a bad flag is reported at once.
 """
 
 from __future__ import annotations
@@ -12,14 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from service.bench import BenchError
-from service.bench.catalog import MODEL_LABELS
-from service.bench.catalog import SERVERS
+from bench import BenchError
+from bench.catalog import DEFAULT_SERVERS
+from bench.catalog import MODEL_LABELS
+from bench.catalog import SERVERS
 
 __all__ = ["DEFAULT_CONNECTIONS", "BenchOptions", "add_arguments", "estimated_seconds"]
 
 DEFAULT_CONNECTIONS: Final = (1, 16, 64, 256)
-# Budget: 4 servers x 3 rounds x 2 models x 5 points x (1 s warm-up + 4 s) is 10 minutes of
+# Budget: 5 servers x 3 rounds x 2 models x 5 points x (1 s warm-up + 4 s) is 12.5 minutes of
 # load, plus start-ups and training; `make bench` must finish in under 15 minutes.
 DEFAULT_DURATION_S: Final = 4
 DEFAULT_WARMUP_S: Final = 1
@@ -30,6 +31,11 @@ DEFAULT_BULK_CONNECTIONS: Final = 16
 DEFAULT_TIMEOUT_S: Final = 2
 # Seconds a server takes to start and answer, on average (the service loads and warms models).
 STARTUP_ESTIMATE_S: Final = 4.0
+# The in-process micro-benchmark: at most this long per model, engine and batch size.
+DEFAULT_MICRO_S: Final = 0.3
+# The image's Python, for the extra (a) row, and the virtualenv the bench builds for it.
+DEFAULT_PY313: Final = "python3.13"
+DEFAULT_PY313_VENV: Final = Path(".bench-venv-3.13")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,7 +48,7 @@ class BenchOptions:
     rounds: int = DEFAULT_ROUNDS
     connections: tuple[int, ...] = DEFAULT_CONNECTIONS
     models: tuple[str, ...] = tuple(MODEL_LABELS)
-    servers: tuple[str, ...] = SERVERS
+    servers: tuple[str, ...] = DEFAULT_SERVERS
     bulk_rows: int = DEFAULT_BULK_ROWS
     bulk_connections: int = DEFAULT_BULK_CONNECTIONS
     timeout_s: int = DEFAULT_TIMEOUT_S
@@ -52,6 +58,10 @@ class BenchOptions:
     results_dir: Path = Path("bench-results")
     model_store: Path | None = None
     strict: bool = False
+    micro_s: float = DEFAULT_MICRO_S
+    """Time budget of each cell of the micro-benchmark; 0 skips it."""
+    py313: str = DEFAULT_PY313
+    py313_venv: Path = DEFAULT_PY313_VENV
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> BenchOptions:
@@ -82,6 +92,9 @@ class BenchOptions:
             results_dir=args.results_dir,
             model_store=args.model_store,
             strict=args.strict,
+            micro_s=_non_negative(args.micro_seconds, "--micro-seconds"),
+            py313=args.py313,
+            py313_venv=args.py313_venv,
         )
         if options.url is not None and options.service_workers is not None:
             raise BenchError(
@@ -96,11 +109,14 @@ class BenchOptions:
         return len(self.models) * (len(self.connections) + bulk)
 
 
-def estimated_seconds(options: BenchOptions) -> float:
-    """About how long the run takes: load time plus one start-up per server and round."""
+def estimated_seconds(options: BenchOptions, servers: int | None = None) -> float:
+    """About how long the run takes: load time plus one start-up per server and round.
+
+    ``servers`` is how many are measured, when fewer than ``options.servers`` (one skipped).
+    """
     per_point = options.duration_s + options.warmup_s + 0.3
     per_server = options.points_per_server * per_point + STARTUP_ESTIMATE_S
-    return options.rounds * len(options.servers) * per_server
+    return options.rounds * (len(options.servers) if servers is None else servers) * per_server
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -140,7 +156,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--servers",
-        default=",".join(SERVERS),
+        default=",".join(DEFAULT_SERVERS),
         metavar="LIST",
         help=f"servers to measure, of {', '.join(SERVERS)} (default %(default)s)",
     )
@@ -181,7 +197,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--service-workers",
         type=int,
         metavar="N",
-        help="--workers of the service the bench starts (default: the service's default)",
+        help="--workers of the service the bench starts, and of (d) (default: the "
+        "service's default)",
     )
     parser.add_argument(
         "--results-dir",
@@ -199,6 +216,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--strict", action="store_true", help="exit 1 when a target fails (default: exit 0)"
+    )
+    parser.add_argument(
+        "--micro-seconds",
+        type=float,
+        default=DEFAULT_MICRO_S,
+        metavar="S",
+        help="time budget of each model x engine x batch size of the in-process predict "
+        f"micro-benchmark; 0 skips it (default {DEFAULT_MICRO_S:g})",
+    )
+    parser.add_argument(
+        "--py313",
+        default=DEFAULT_PY313,
+        metavar="EXE",
+        help="the Python 3.13 that runs the service-3.13 row; skipped, with a note, when it "
+        "is not found or does not run (default %(default)s)",
+    )
+    parser.add_argument(
+        "--py313-venv",
+        type=Path,
+        default=DEFAULT_PY313_VENV,
+        metavar="DIR",
+        help="the virtualenv built with --py313 for that row (an editable install of this "
+        "checkout, rebuilt when pyproject.toml changes; default %(default)s)",
     )
 
 

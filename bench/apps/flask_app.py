@@ -1,6 +1,6 @@
 """Servers (b) and (c): the classic Flask + joblib tutorial service, as the tutorial writes it.
 
-Run under gunicorn (``gunicorn service.bench.apps.flask_app:app``). The artifacts come from
+Run under gunicorn (``gunicorn bench.apps.flask_app:app``). The artifacts come from
 ``BENCH_MODEL_PATHS`` (``name=path,name=path``); the tutorial serves one model, so ``?model=``
 only picks which of the bench's models answers, and the first one is the default.
 """
@@ -17,7 +17,7 @@ from flask import Response
 from flask import jsonify
 from flask import request
 
-from service.bench.catalog import MODEL_PATHS_ENV
+from bench.catalog import MODEL_PATHS_ENV
 
 __all__ = ["app"]
 

@@ -1,4 +1,4 @@
-"""``python -m service bench`` end to end, tiny settings: real servers on 127.0.0.1, real wrk."""
+"""``python -m bench`` end to end, tiny settings: real servers on 127.0.0.1, real wrk."""
 
 from __future__ import annotations
 
@@ -9,26 +9,28 @@ from pathlib import Path
 import orjson
 import pytest
 
+from bench import CHECKOUT
 from tests.helpers import require_tool
 
 pytestmark = pytest.mark.integration
 
-# Bounds the whole run: ~2 server start-ups and 6 one-second wrk runs take ~15 s.
-BENCH_TIMEOUT_S = 60.0
+# Bounds the whole run: ~3 server start-ups and 6 one-second wrk runs take ~20 s.
+BENCH_TIMEOUT_S = 90.0
 
 
 def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "service", "bench", *args],
+        [sys.executable, "-m", "bench", *args],
         capture_output=True,
         text=True,
         timeout=BENCH_TIMEOUT_S,
         check=False,
+        cwd=CHECKOUT,
     )
 
 
 def test_bench_measures_the_service_and_writes_the_report_and_plot(tmp_path: Path) -> None:
-    """A one-round run against the service and the bare app prints targets and writes all files."""
+    """A one-round run prints CPU per request, the micro-benchmark and targets; writes all files."""
     require_tool("wrk")
     results = tmp_path / "results"
 
@@ -38,21 +40,31 @@ def test_bench_measures_the_service_and_writes_the_report_and_plot(tmp_path: Pat
         "--rounds=1",
         "--connections=1,4",
         "--models=logreg",
-        "--servers=service,bare",
+        "--servers=service,service-3.13,bare,bare-1",
+        "--py313=no-such-python-3.13",
         "--bulk-rows=16",
         "--bulk-connections=2",
+        "--micro-seconds=0.01",
         f"--results-dir={results}",
     )
 
     assert completed.returncode == 0, completed.stderr + completed.stdout
-    assert "LogisticRegression, 1 connection: p50 of (a) - p50 of (d)" in completed.stdout
+    out = completed.stdout
+    assert "skipping (a) service, Python 3.13: no-such-python-3.13 is not on the PATH" in out
+    assert "LogisticRegression, 1 connection: p50 of (a) - p50 of (d)" in out
+    assert "CPU us/req" in out
+    assert "In-process predict, median us per call" in out
     report = (results / "bench-report.md").read_text()
-    assert "## Targets" in report
-    assert "(a) service" in report
-    assert "(d) bare Quart+Hypercorn" in report
+    for heading in ("## Targets", "## Model calls in-process"):
+        assert heading in report
+    for label in ("(a) service", "(d) bare Quart+Hypercorn", "(d) bare Quart+Hypercorn, 1 process"):
+        assert f"| {label} |" in report
+    # The default worker count (2), for (a) and (d) alike.
+    assert "(d) bare Quart+Hypercorn: 2 worker(s) (as (a))" in report
     png = (results / "bench.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     payload = orjson.loads((results / "bench-results.json").read_bytes())
+    assert {p["server"] for p in payload["points"]} == {"service", "bare", "bare-1"}
     service_points = [p for p in payload["points"] if p["server"] == "service"]
     # Two connection counts plus the bulk case, each answered without an error.
     assert len(service_points) == 3
@@ -60,6 +72,13 @@ def test_bench_measures_the_service_and_writes_the_report_and_plot(tmp_path: Pat
         assert measured["result"]["requests"] > 0
         assert measured["result"]["non_2xx"] == 0
         assert measured["mean_batch_rows"] is not None
+    # Every server the bench started had its process tree's CPU read.
+    assert all(p["cpu_us_per_request"] > 0 for p in payload["points"])
+    assert [(m["engine"], m["batch_rows"]) for m in payload["micro"]] == [
+        ("scikit-learn", 1),
+        ("scikit-learn", 32),
+        ("scikit-learn", 256),
+    ]
 
 
 def test_bench_rejects_an_unknown_server_in_one_line() -> None:
@@ -68,6 +87,6 @@ def test_bench_rejects_an_unknown_server_in_one_line() -> None:
 
     assert completed.returncode == 2
     assert completed.stderr.strip().splitlines() == [
-        "error: --servers takes a comma-separated list of service, flask, flask-2x8, bare, "
-        "got 'service,nginx'"
+        "error: --servers takes a comma-separated list of service, service-3.13, flask, "
+        "flask-2x8, bare, bare-1, got 'service,nginx'"
     ]

@@ -1,7 +1,8 @@
 """What the bench concludes from its measurements: summaries, ratios, targets, and their renderings.
 
-Everything here but :func:`write_plot` is a pure function of the measured :class:`Point` values,
-so the arithmetic (medians over rounds, per-round ratios, PASS/FAIL) is tested without servers.
+Everything here but :func:`write_plot` is a pure function of the measured :class:`Point` values
+and micro-benchmark results, so the arithmetic (medians over rounds, per-round ratios, CPU per
+request, PASS/FAIL) is tested without servers.
 Values over rounds are medians; ratios are taken per round (servers measured in the same round
 share the machine's state) and then their median is reported.
 """
@@ -21,16 +22,19 @@ from typing import Final
 
 import orjson
 
-from service.bench.catalog import BARE
-from service.bench.catalog import FLASK
-from service.bench.catalog import FLASK_GTHREAD
-from service.bench.catalog import LOGREG
-from service.bench.catalog import MODEL_LABELS
-from service.bench.catalog import RANDOM_FOREST
-from service.bench.catalog import SERVER_LABELS
-from service.bench.catalog import SERVERS
-from service.bench.catalog import SERVICE
-from service.bench.wrk import WrkResult
+from bench.catalog import BARE
+from bench.catalog import BARE_ONE
+from bench.catalog import FLASK
+from bench.catalog import FLASK_GTHREAD
+from bench.catalog import LOGREG
+from bench.catalog import MODEL_LABELS
+from bench.catalog import RANDOM_FOREST
+from bench.catalog import SERVER_LABELS
+from bench.catalog import SERVERS
+from bench.catalog import SERVICE
+from bench.catalog import SERVICE_313
+from bench.micro import MicroResult
+from bench.wrk import WrkResult
 
 __all__ = [
     "BASELINES",
@@ -48,8 +52,15 @@ __all__ = [
     "write_plot",
 ]
 
-BASELINES: Final = (FLASK, FLASK_GTHREAD, BARE)
-_LETTER: Final = {SERVICE: "(a)", FLASK: "(b)", FLASK_GTHREAD: "(c)", BARE: "(d)"}
+BASELINES: Final = (FLASK, FLASK_GTHREAD, BARE, BARE_ONE)
+_LETTER: Final = {
+    SERVICE: "(a)",
+    SERVICE_313: "(a 3.13)",
+    FLASK: "(b)",
+    FLASK_GTHREAD: "(c)",
+    BARE: "(d)",
+    BARE_ONE: "(d 1 process)",
+}
 
 # The issue's targets, on single-row requests unless they say bulk.
 RF_CONNECTIONS: Final = 64
@@ -58,6 +69,7 @@ RF_MIN_VS_BARE: Final = 1.0
 RF_MAX_P99_S: Final = 0.100
 LOGREG_CONNECTIONS: Final = 64
 LOGREG_MIN_VS_GTHREAD: Final = 1.0
+LOGREG_MAX_CPU_VS_BARE: Final = 1.0
 LATENCY_CONNECTIONS: Final = 1
 LATENCY_MAX_P50_EXCESS_S: Final = 0.001
 BULK_MIN_VS_RAW: Final = 0.5
@@ -77,11 +89,22 @@ class Point:
     result: WrkResult
     mean_batch_rows: float | None = None
     """Rows per model call during the run, from the service's metrics; None for other servers."""
+    cpu_s: float | None = None
+    """User + system CPU seconds of the server's whole process tree during the measured run;
+    None for a server the bench did not start (``--url``)."""
 
     @property
     def ok_requests_per_s(self) -> float:
         """Successful requests per second."""
         return self.result.ok_requests_per_s
+
+    @property
+    def cpu_us_per_request(self) -> float | None:
+        """The server's CPU microseconds per successful response; None when not measured."""
+        ok = self.result.requests - self.result.non_2xx
+        if self.cpu_s is None or ok <= 0:
+            return None
+        return self.cpu_s / ok * 1e6
 
     @property
     def ok_rows_per_s(self) -> float:
@@ -106,6 +129,7 @@ class Summary:
     errors: int
     error_kinds: tuple[tuple[str, int], ...]
     mean_batch_rows: float | None
+    cpu_us_per_request: float | None = None
 
     @property
     def ok_rows_per_s(self) -> float:
@@ -161,6 +185,8 @@ class BenchReport:
     models: tuple[str, ...]
     notes: tuple[str, ...] = field(default=())
     """How the run was made (machine, versions, flags), one line each."""
+    micro: tuple[MicroResult, ...] = field(default=())
+    """The in-process micro-benchmark: per-call ``predict`` time per model, engine and batch."""
 
 
 def _median(values: Iterable[float | None]) -> float | None:
@@ -206,6 +232,7 @@ def summarize(points: Iterable[Point]) -> list[Summary]:
                 errors=sum(point.result.errors for point in group),
                 error_kinds=tuple(kinds.items()),
                 mean_batch_rows=_median(point.mean_batch_rows for point in group),
+                cpu_us_per_request=_median(point.cpu_us_per_request for point in group),
             )
         )
     return sorted(summaries, key=_order)
@@ -226,22 +253,30 @@ def _rounds(points: Sequence[Point]) -> list[int]:
     return sorted({point.round for point in points})
 
 
+def _ok_rate(point: Point) -> float:
+    return point.ok_requests_per_s
+
+
 def _per_round_ratio(
     points: Sequence[Point],
     model: str,
     rows: int,
     connections: int,
     baseline: str,
+    metric: Callable[[Point], float | None] = _ok_rate,
 ) -> tuple[float | None, ...]:
+    """``metric`` of (a) over the baseline's, per round; None where either side has none or 0."""
     subject = _by_round(points, SERVICE, model, rows, connections)
     other = _by_round(points, baseline, model, rows, connections)
     values: list[float | None] = []
     for round_number in _rounds(points):
         a, b = subject.get(round_number), other.get(round_number)
-        if a is None or b is None or b.ok_requests_per_s <= 0:
+        a_value = None if a is None else metric(a)
+        b_value = None if b is None else metric(b)
+        if a_value is None or b_value is None or b_value <= 0:
             values.append(None)
         else:
-            values.append(a.ok_requests_per_s / b.ok_requests_per_s)
+            values.append(a_value / b_value)
     return tuple(values)
 
 
@@ -332,6 +367,31 @@ def _ratio_target(
     )
 
 
+def _cpu_target(points: Sequence[Point]) -> TargetResult:
+    name = (
+        f"{MODEL_LABELS[LOGREG]}, {LOGREG_CONNECTIONS} connections: CPU us per request of (a) "
+        "vs (d)"
+    )
+    requirement = f"<= {LOGREG_MAX_CPU_VS_BARE:g}x (d)"
+
+    def cpu(point: Point) -> float | None:
+        return point.cpu_us_per_request
+
+    per_round = _per_round_ratio(points, LOGREG, 1, LOGREG_CONNECTIONS, BARE, cpu)
+    median = _median(per_round)
+    if median is None:
+        return _not_measured(name, requirement)
+    a = _median(cpu(p) for p in _by_round(points, SERVICE, LOGREG, 1, LOGREG_CONNECTIONS).values())
+    d = _median(cpu(p) for p in _by_round(points, BARE, LOGREG, 1, LOGREG_CONNECTIONS).values())
+    return TargetResult(
+        name=name,
+        requirement=requirement,
+        measured=f"{_times(median)}, {a:,.0f} vs {d:,.0f} us "
+        f"(rounds: {_rounds_text(per_round, _times)})",
+        passed=median <= LOGREG_MAX_CPU_VS_BARE,
+    )
+
+
 def _p99_target(points: Sequence[Point]) -> TargetResult:
     name = f"{MODEL_LABELS[RANDOM_FOREST]}, {RF_CONNECTIONS} connections: p99 of (a)"
     requirement = f"<= {_ms(RF_MAX_P99_S)}"
@@ -409,6 +469,7 @@ def evaluate_targets(
             baseline=FLASK_GTHREAD,
             minimum=LOGREG_MIN_VS_GTHREAD,
         ),
+        _cpu_target(points),
         _latency_target(points),
         _bulk_target(points, raw_rows_per_s, bulk_rows),
     ]
@@ -423,6 +484,10 @@ def _fmt_ms(value: float | None) -> str:
 
 def _fmt_rate(value: float) -> str:
     return f"{value:,.0f}"
+
+
+def _fmt_cpu(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
 
 
 def _fmt_errors(summary: Summary) -> str:
@@ -446,6 +511,7 @@ def _table_rows(summaries: Sequence[Summary]) -> list[list[str]]:
                 _fmt_rate(s.ok_rows_per_s),
                 _fmt_ms(s.p50_s),
                 _fmt_ms(s.p99_s),
+                _fmt_cpu(s.cpu_us_per_request),
                 _fmt_errors(s),
                 "-" if s.mean_batch_rows is None else f"{s.mean_batch_rows:.1f}",
             ]
@@ -463,10 +529,15 @@ _TABLE_HEADER: Final = [
     "rows/s",
     "p50 ms",
     "p99 ms",
+    "CPU us/req",
     "errors",
     "batch rows",
 ]
-_RIGHT: Final = frozenset({1, 2, 4, 5, 6, 7, 8, 10})
+_RIGHT: Final = frozenset({1, 2, 4, 5, 6, 7, 8, 9, 11})
+_COLUMNS_NOTE: Final = (
+    "CPU us/req = user + system CPU of the server's whole process tree (from /proc) during the "
+    "measured runs, per successful response"
+)
 
 
 def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]], right: frozenset[int]) -> str:
@@ -513,6 +584,46 @@ def _target_rows(targets: Sequence[TargetResult]) -> list[list[str]]:
     return [[t.verdict, t.name, t.requirement, t.measured] for t in targets]
 
 
+def _micro_rows(micro: Sequence[MicroResult]) -> tuple[list[str], list[list[str]]]:
+    """One row per model and engine, one column per batch size; speed-ups over the reference."""
+    batches = sorted({m.batch_rows for m in micro})
+    header = ["model", "engine", *(f"batch {rows} us" for rows in batches), "answers"]
+    cells: dict[tuple[str, str], dict[int, MicroResult]] = {}
+    for m in micro:
+        cells.setdefault((m.model, m.engine), {})[m.batch_rows] = m
+    reference: dict[str, str] = {}
+    for model, engine in cells:
+        reference.setdefault(model, engine)
+    rows: list[list[str]] = []
+    for (model, engine), by_batch in cells.items():
+        row = [MODEL_LABELS.get(model, model), engine]
+        for batch in batches:
+            result = by_batch.get(batch)
+            base = cells[(model, reference[model])].get(batch)
+            if result is None or result.per_call_s is None:
+                row.append("-")
+                continue
+            cell = f"{result.per_call_s * 1e6:,.1f}"
+            if engine != reference[model] and base is not None and base.per_call_s:
+                cell += f" ({base.per_call_s / result.per_call_s:.1f}x)"
+            row.append(cell)
+        same = [r.same_answers for r in by_batch.values() if r.same_answers is not None]
+        if engine == reference[model]:
+            row.append("reference")
+        elif not same:
+            row.append("-")
+        else:
+            row.append("same" if all(same) else "DIFFERENT")
+        rows.append(row)
+    return header, rows
+
+
+_MICRO_TITLE: Final = (
+    "In-process predict, median us per call over bounded repeats (in brackets: speed-up over "
+    "the first engine; answers compared with it on every batch):"
+)
+
+
 def _raw_lines(report: BenchReport) -> list[str]:
     return [
         f"raw in-process {MODEL_LABELS.get(model, model)}.predict at batch {report.bulk_rows}: "
@@ -527,7 +638,7 @@ def render_text(report: BenchReport) -> str:
     parts = [
         f"Medians of {report.rounds} round(s); req/s and rows/s count successful responses; "
         "errors = non-2xx + socket errors + time-outs, summed over rounds; batch rows = mean "
-        "rows per model call from the service's /metrics.",
+        f"rows per model call from the service's /metrics; {_COLUMNS_NOTE}.",
         "",
         _text_table(_TABLE_HEADER, _table_rows(summaries), _RIGHT),
     ]
@@ -539,7 +650,14 @@ def render_text(report: BenchReport) -> str:
             "Ratios of ok req/s, median [per round]:",
             _text_table(header, rows, frozenset({1, 2})),
         ]
-    parts += ["", *_raw_lines(report), "", "Targets (single-row requests, medians of the rounds):"]
+    if report.micro:
+        header, rows = _micro_rows(report.micro)
+        right = frozenset(range(2, len(header) - 1))
+        parts += ["", _MICRO_TITLE, _text_table(header, rows, right)]
+    raw = _raw_lines(report)
+    if raw:
+        parts += ["", *raw]
+    parts += ["", "Targets (single-row requests, medians of the rounds):"]
     for target in evaluate_targets(report.points, report.raw_rows_per_s, report.bulk_rows):
         shown = target.measured if target.passed is None else f"measured {target.measured}"
         parts.append(f"{target.verdict:4}  {target.name} {target.requirement}: {shown}")
@@ -560,6 +678,7 @@ def _point_rows(points: Sequence[Point]) -> list[list[str]]:
                 _fmt_rate(p.ok_requests_per_s),
                 _fmt_ms(p.result.p50_s),
                 _fmt_ms(p.result.p99_s),
+                _fmt_cpu(p.cpu_us_per_request),
                 breakdown or "0",
                 "-" if p.mean_batch_rows is None else f"{p.mean_batch_rows:.1f}",
             ]
@@ -587,12 +706,17 @@ def render_markdown(report: BenchReport, *, plot_name: str | None = None) -> str
         f"Medians of {report.rounds} round(s), the req/s range across rounds beside them. Rates "
         "count successful (2xx) responses; errors are non-2xx responses, socket errors and "
         "client time-outs, summed over the rounds; batch rows is the mean rows per model call "
-        "from the service's own metrics.",
+        f"from the service's own metrics; {_COLUMNS_NOTE}.",
         "",
         _md_table(_TABLE_HEADER, _table_rows(summaries), _RIGHT),
         "",
     ]
     lines += [f"- {line}" for line in _raw_lines(report)] + [""]
+    if report.micro:
+        header, rows = _micro_rows(report.micro)
+        right = frozenset(range(2, len(header) - 1))
+        lines += ["## Model calls in-process", "", _MICRO_TITLE, "", _md_table(header, rows, right)]
+        lines += [""]
     found = ratios(report.points)
     if found:
         header, rows = _ratio_rows(found)
@@ -619,11 +743,12 @@ def render_markdown(report: BenchReport, *, plot_name: str | None = None) -> str
                 "ok req/s",
                 "p50 ms",
                 "p99 ms",
+                "CPU us/req",
                 "errors",
                 "batch rows",
             ],
             _point_rows(report.points),
-            frozenset({0, 2, 3, 5, 6, 7, 9}),
+            frozenset({0, 2, 3, 5, 6, 7, 8, 10}),
         ),
         "",
     ]
@@ -638,7 +763,11 @@ def report_json(report: BenchReport) -> bytes:
         "rounds": report.rounds,
         "bulk_rows": report.bulk_rows,
         "raw_rows_per_s": dict(report.raw_rows_per_s),
-        "points": [asdict(point) for point in report.points],
+        "points": [
+            {**asdict(point), "cpu_us_per_request": point.cpu_us_per_request}
+            for point in report.points
+        ],
+        "micro": [asdict(result) for result in report.micro],
         "targets": [{**asdict(target), "verdict": target.verdict} for target in targets],
     }
     return orjson.dumps(payload, option=orjson.OPT_INDENT_2)

@@ -2,8 +2,10 @@
 
 Every server gets the whole machine (no CPU pinning) while it is measured, and only one runs at
 a time. Each point is an unmeasured warm-up of the same load, a scrape of the service's
-metrics, the measured wrk run and a second scrape. Servers are stopped when their points are
-done or the run fails; wrk stops by itself after ``-d``.
+metrics, a reading of the server's process-tree CPU time, the measured wrk run, and a second
+reading and scrape. Servers are stopped when their points are done or the run fails; wrk stops
+by itself after ``-d``. Before any server starts, the models' ``predict`` is timed in-process
+(the raw bulk rate and the micro-benchmark), while the machine is otherwise quiet.
 """
 
 from __future__ import annotations
@@ -15,32 +17,41 @@ import tempfile
 import time
 from collections.abc import Mapping
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 from typing import Final
 from typing import TextIO
 
-from service.bench.catalog import MODEL_LABELS
-from service.bench.catalog import SERVER_LABELS
-from service.bench.catalog import SERVICE
-from service.bench.options import BenchOptions
-from service.bench.options import estimated_seconds
-from service.bench.report import BenchReport
-from service.bench.report import Point
-from service.bench.report import evaluate_targets
-from service.bench.report import render_markdown
-from service.bench.report import render_text
-from service.bench.report import report_json
-from service.bench.report import write_plot
-from service.bench.scrape import BatchRows
-from service.bench.scrape import mean_batch_rows
-from service.bench.scrape import scrape_batch_rows
-from service.bench.servers import predict_url
-from service.bench.servers import start_server
-from service.bench.servers import wait_ready
-from service.bench.wrk import WrkResult
-from service.bench.wrk import run_wrk
-from service.bench.wrk import write_script
-from service.bench.wrk import wrk_path
+from bench import BenchError
+from bench.catalog import MODEL_LABELS
+from bench.catalog import SERVER_LABELS
+from bench.catalog import SERVICE
+from bench.catalog import SERVICE_313
+from bench.catalog import SERVICES
+from bench.cpu import tree_cpu_s
+from bench.micro import MicroResult
+from bench.options import BenchOptions
+from bench.options import estimated_seconds
+from bench.report import BenchReport
+from bench.report import Point
+from bench.report import evaluate_targets
+from bench.report import render_markdown
+from bench.report import render_text
+from bench.report import report_json
+from bench.report import write_plot
+from bench.scrape import BatchRows
+from bench.scrape import mean_batch_rows
+from bench.scrape import scrape_batch_rows
+from bench.servers import RunningServer
+from bench.servers import predict_url
+from bench.servers import start_server
+from bench.servers import wait_ready
+from bench.wrk import WrkResult
+from bench.wrk import run_wrk
+from bench.wrk import write_script
+from bench.wrk import wrk_path
 
 __all__ = ["PLOT_FILE", "REPORT_FILE", "RESULTS_FILE", "main", "run"]
 
@@ -53,7 +64,7 @@ class _Bodies:
     """The request bodies, written once to files wrk's script reads."""
 
     def __init__(self, directory: Path, bulk_rows: int) -> None:
-        from service.bench.models import request_body
+        from bench.models import request_body
 
         self.single = request_body(1)
         self.single_path = directory / "single.json"
@@ -73,13 +84,79 @@ def _load_average() -> str:
     return f"{one:.2f} (1 min), {five:.2f} (5 min)"
 
 
-def _notes(options: BenchOptions, service_workers: str, load_before: str) -> tuple[str, ...]:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Plan:
+    """What the run settled before measuring: the servers, worker counts, interpreters."""
+
+    servers: tuple[str, ...]
+    workers: int
+    """How many worker processes (a) runs, and so (d)."""
+    workers_source: str
+    python313: Path | None
+    """The venv python of the service-3.13 row; None when that row is not measured."""
+    python313_note: str
+
+
+def _workers(options: BenchOptions) -> tuple[int, str]:
+    if options.service_workers is not None:
+        return options.service_workers, "--service-workers"
+    from service.settings import Settings
+    from service.settings import SettingsError
+
+    # What `serve` picks without --workers: PREDICTION_WORKERS or the default.
+    try:
+        workers = Settings.from_env(os.environ).workers
+    except SettingsError as error:
+        raise BenchError(str(error)) from None
+    if options.url:
+        return workers, "as started; (d) gets PREDICTION_WORKERS or the service's default"
+    return workers, "PREDICTION_WORKERS or the service's default"
+
+
+def _plan(options: BenchOptions, out: TextIO) -> _Plan:
+    workers, source = _workers(options)
+    servers = options.servers
+    python313: Path | None = None
+    note = "not measured (not in --servers)"
+    if SERVICE_313 in servers:
+        from bench.py313 import find_python313
+        from bench.py313 import prepare_venv
+
+        found = find_python313(options.py313)
+        if isinstance(found, str):
+            note = f"skipped: {found}"
+            print(f"skipping {SERVER_LABELS[SERVICE_313]}: {found}", file=out, flush=True)
+            servers = tuple(server for server in servers if server != SERVICE_313)
+        else:
+            print(f"preparing {options.py313_venv} (Python {found.version})", file=out, flush=True)
+            python313, built = prepare_venv(found, options.py313_venv)
+            note = (
+                f"{python313} (Python {found.version}, editable install of this checkout; "
+                f"{'built for this run' if built else 'reused'})"
+            )
+    if not servers:
+        raise BenchError("no server left to measure")
+    return _Plan(
+        servers=servers,
+        workers=workers,
+        workers_source=source,
+        python313=python313,
+        python313_note=note,
+    )
+
+
+def _notes(options: BenchOptions, plan: _Plan, load_before: str) -> tuple[str, ...]:
     import numpy
     import sklearn
 
     from service import __version__
 
     env = sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("PREDICTION_"))
+    micro = (
+        f"{options.micro_s:g} s budget per model, engine and batch size"
+        if options.micro_s
+        else "skipped"
+    )
     return (
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} "
         f"{platform.release()}; Python {platform.python_version()}; scikit-learn "
@@ -95,8 +172,13 @@ def _notes(options: BenchOptions, service_workers: str, load_before: str) -> tup
             if options.bulk_rows
             else "skipped"
         ),
-        f"(a) service: {options.url or 'started by the bench'}, workers {service_workers}; "
-        f"environment: {' '.join(env) if env else 'no PREDICTION_* variables'}",
+        f"(a) service: {options.url or 'started by the bench'}, workers {plan.workers} "
+        f"({plan.workers_source}); environment: "
+        f"{' '.join(env) if env else 'no PREDICTION_* variables'}",
+        f"(a) on Python 3.13: {plan.python313_note}",
+        f"(d) bare Quart+Hypercorn: {plan.workers} worker(s) (as (a)), the same Hypercorn "
+        "config and event loop; the 1-process (d) only with --servers ...,bare-1",
+        f"in-process predict micro-benchmark: {micro}",
         # Other work on the machine shows up here; the bench cannot keep it away.
         f"load average before: {load_before}; after: {_load_average()}",
     )
@@ -104,8 +186,7 @@ def _notes(options: BenchOptions, service_workers: str, load_before: str) -> tup
 
 def _measure(
     *,
-    base_url: str,
-    server: str,
+    running: RunningServer,
     model: str,
     connections: int,
     rows: int,
@@ -114,7 +195,7 @@ def _measure(
     options: BenchOptions,
     round_number: int,
 ) -> Point:
-    url = predict_url(base_url, model)
+    url = predict_url(running.url, model)
 
     def drive(duration_s: int) -> WrkResult:
         return run_wrk(
@@ -127,26 +208,32 @@ def _measure(
             threads=options.wrk_threads,
         )
 
+    def cpu() -> float | None:
+        return None if running.pid is None else tree_cpu_s(running.pid)
+
     if options.warmup_s > 0:
         drive(options.warmup_s)
-    scrape = server == SERVICE
-    before: BatchRows | None = scrape_batch_rows(base_url, model) if scrape else None
+    scrape = running.name in SERVICES
+    before: BatchRows | None = scrape_batch_rows(running.url, model) if scrape else None
+    # Read right around the measured run, so the scrapes' own CPU is not counted.
+    cpu_before = cpu()
     result = drive(options.duration_s)
-    after: BatchRows | None = scrape_batch_rows(base_url, model) if scrape else None
+    cpu_after = cpu()
+    after: BatchRows | None = scrape_batch_rows(running.url, model) if scrape else None
     return Point(
         round=round_number,
-        server=server,
+        server=running.name,
         model=model,
         connections=connections,
         rows=rows,
         result=result,
         mean_batch_rows=mean_batch_rows(before, after) if before and after else None,
+        cpu_s=None if cpu_before is None or cpu_after is None else cpu_after - cpu_before,
     )
 
 
 def _measure_server(
-    base_url: str,
-    server: str,
+    running: RunningServer,
     *,
     bodies: _Bodies,
     script: Path,
@@ -161,8 +248,7 @@ def _measure_server(
     for model in options.models:
         for connections, rows, body in cases:
             point = _measure(
-                base_url=base_url,
-                server=server,
+                running=running,
                 model=model,
                 connections=connections,
                 rows=rows,
@@ -174,42 +260,48 @@ def _measure_server(
             points.append(point)
             result = point.result
             p99 = "-" if result.p99_s is None else f"{result.p99_s * 1000:.1f} ms"
+            cpu = point.cpu_us_per_request
+            cpu_text = "" if cpu is None else f", CPU {cpu:,.0f} us/req"
             batch = "" if point.mean_batch_rows is None else f", batch {point.mean_batch_rows:.1f}"
             print(
                 f"  {MODEL_LABELS[model]:18} {rows:>3} row(s) x {connections:>3} conns: "
                 f"{point.ok_requests_per_s:>9,.0f} req/s, p99 {p99}, "
-                f"errors {result.errors}{batch}",
+                f"errors {result.errors}{cpu_text}{batch}",
                 file=out,
                 flush=True,
             )
     return points
 
 
-def _raw_rates(store_root: Path, models: Sequence[str], rows: int) -> dict[str, float]:
-    from service.bench.models import raw_rows_per_s
+def _load_models(store_root: Path, models: Sequence[str]) -> dict[str, Any]:
     from service.store import ModelStore
 
     store = ModelStore(store_root)
-    rates: dict[str, float] = {}
-    for model in models:
-        loaded = store.load(model, store.versions(model)[-1])
-        rates[model] = raw_rows_per_s(loaded.model, rows)
-    return rates
+    return {model: store.load(model, store.versions(model)[-1]).model for model in models}
 
 
-def _service_workers(options: BenchOptions) -> str:
-    if options.url:
-        return "as started"
-    if options.service_workers is not None:
-        return str(options.service_workers)
-    from service.settings import Settings
+def _in_process(
+    loaded: Mapping[str, Any], options: BenchOptions, out: TextIO
+) -> tuple[dict[str, float], tuple[MicroResult, ...]]:
+    """The raw bulk rows/s and the micro-benchmark, before any server competes for the CPU."""
+    from bench.micro import micro_benchmark
+    from bench.models import dataset
+    from bench.models import raw_rows_per_s
 
-    # What `serve` would pick without --workers: PREDICTION_WORKERS or the default.
-    return f"{Settings.from_env(os.environ).workers} (the service's default)"
+    raw = {}
+    if options.bulk_rows:
+        raw = {model: raw_rows_per_s(fitted, options.bulk_rows) for model, fitted in loaded.items()}
+    micro: tuple[MicroResult, ...] = ()
+    if options.micro_s:
+        print("timing predict in-process", file=out, flush=True)
+        X, _ = dataset()
+        micro = tuple(micro_benchmark(loaded, X, budget_s=options.micro_s))
+    return raw, micro
 
 
 def _collect(
     options: BenchOptions,
+    plan: _Plan,
     *,
     work_dir: Path,
     store_root: Path,
@@ -220,23 +312,23 @@ def _collect(
     script = write_script(work_dir)
     log_dir = work_dir / "logs"
     log_dir.mkdir()
-    if options.url and SERVICE in options.servers:
+    if options.url and SERVICE in plan.servers:
         wait_ready(options.url, options.models, bodies.single, timeout_s=10.0)
     points: list[Point] = []
     for round_number in range(1, options.rounds + 1):
-        for server in _server_order(options.servers, round_number):
+        for server in _server_order(plan.servers, round_number):
             print(f"round {round_number}/{options.rounds}: {SERVER_LABELS[server]}", file=out)
             started = time.monotonic()
+            measure = partial(
+                _measure_server,
+                bodies=bodies,
+                script=script,
+                options=options,
+                round_number=round_number,
+                out=out,
+            )
             if server == SERVICE and options.url:
-                points += _measure_server(
-                    options.url,
-                    server,
-                    bodies=bodies,
-                    script=script,
-                    options=options,
-                    round_number=round_number,
-                    out=out,
-                )
+                points += measure(RunningServer(server, options.url, pid=None, log_path=None))
                 continue
             with start_server(
                 server,
@@ -244,18 +336,12 @@ def _collect(
                 store_root=store_root,
                 artifacts=artifacts,
                 probe_body=bodies.single,
+                workers=plan.workers,
                 service_workers=options.service_workers,
+                python313=plan.python313,
                 cwd=work_dir,
             ) as running:
-                points += _measure_server(
-                    running.url,
-                    server,
-                    bodies=bodies,
-                    script=script,
-                    options=options,
-                    round_number=round_number,
-                    out=out,
-                )
+                points += measure(running)
             print(f"  ({time.monotonic() - started:.0f} s)", file=out, flush=True)
     return points
 
@@ -269,30 +355,38 @@ def run(options: BenchOptions, *, out: TextIO = sys.stdout) -> BenchReport:
     wrk_path()  # fail before training anything when wrk is missing
     load_before = _load_average()
     started = time.monotonic()
+    plan = _plan(options, out)
     print(
-        f"bench: {len(options.servers)} servers x {options.rounds} rounds x "
-        f"{options.points_per_server} points, about {estimated_seconds(options) / 60:.0f} min",
+        f"bench: {len(plan.servers)} servers x {options.rounds} rounds x "
+        f"{options.points_per_server} points, about "
+        f"{estimated_seconds(options, len(plan.servers)) / 60:.0f} min",
         file=out,
         flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="prediction-bench-") as temp:
         work_dir = Path(temp)
         store_root = (options.model_store or work_dir / "model_store").resolve()
-        from service.bench.models import prepare_store
+        from bench.models import prepare_store
 
         artifacts = prepare_store(store_root, options.models)
-        raw = _raw_rates(store_root, options.models, options.bulk_rows) if options.bulk_rows else {}
+        raw, micro = _in_process(_load_models(store_root, options.models), options, out)
         points = _collect(
-            options, work_dir=work_dir, store_root=store_root, artifacts=artifacts, out=out
+            options,
+            plan,
+            work_dir=work_dir,
+            store_root=store_root,
+            artifacts=artifacts,
+            out=out,
         )
     report = BenchReport(
         points=tuple(points),
         raw_rows_per_s=raw,
         bulk_rows=options.bulk_rows,
         rounds=options.rounds,
-        servers=options.servers,
+        servers=plan.servers,
         models=options.models,
-        notes=_notes(options, _service_workers(options), load_before),
+        notes=_notes(options, plan, load_before),
+        micro=micro,
     )
     results_dir = options.results_dir
     results_dir.mkdir(parents=True, exist_ok=True)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from service.bench.scrape import BatchRows
-from service.bench.scrape import mean_batch_rows
-from service.bench.scrape import parse_batch_rows
-from service.bench.wrk import parse_duration_s
-from service.bench.wrk import parse_wrk_output
+from bench.scrape import BatchRows
+from bench.scrape import mean_batch_rows
+from bench.scrape import parse_batch_rows
+from bench.wrk import parse_duration_s
+from bench.wrk import parse_wrk_output
 
 # The service, RandomForest, 64 connections: a clean run.
 SERVICE_RF_64 = """\

@@ -4,6 +4,8 @@ Each server runs in its own session (process group), so stopping it also stops t
 forked (gunicorn's, Hypercorn's): SIGTERM to the leader, then SIGKILL to the whole group if it
 has not exited in time. Readiness is polled with a bounded deadline by POSTing the bench's own
 body for every model, so "ready" means "answers predictions", the same for every server.
+
+:func:`free_port` and :func:`wait_until` are also what the test suite starts its servers with.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -25,27 +28,34 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from service.bench import BenchError
-from service.bench.catalog import BARE
-from service.bench.catalog import FLASK
-from service.bench.catalog import FLASK_GTHREAD
-from service.bench.catalog import MODEL_PATHS_ENV
-from service.bench.catalog import SERVICE
+from bench import CHECKOUT
+from bench import BenchError
+from bench.catalog import BARE
+from bench.catalog import BARE_ONE
+from bench.catalog import FLASK
+from bench.catalog import FLASK_GTHREAD
+from bench.catalog import MODEL_PATHS_ENV
+from bench.catalog import SERVICE
+from bench.catalog import SERVICE_313
 
 __all__ = [
+    "HOST",
     "READY_TIMEOUT_S",
     "RunningServer",
+    "answers",
     "free_port",
     "predict_url",
     "server_command",
     "start_server",
     "wait_ready",
+    "wait_until",
 ]
 
 HOST: Final = "127.0.0.1"
 READY_TIMEOUT_S: Final = 120.0
 STOP_TIMEOUT_S: Final = 20.0
 _POLL_INTERVAL_S: Final = 0.1
+_LOG_TAIL_LINES: Final = 40
 
 
 def free_port() -> int:
@@ -61,6 +71,13 @@ def predict_url(base_url: str, model: str) -> str:
     return f"{base_url}/predict?model={model}"
 
 
+def _bench_env() -> dict[str, str]:
+    # The servers run with a working directory of the bench's own, where `bench` is not
+    # importable; the service is (it is installed).
+    path = os.environ.get("PYTHONPATH")
+    return {"PYTHONPATH": os.pathsep.join([str(CHECKOUT), *([path] if path else [])])}
+
+
 def server_command(
     server: str,
     *,
@@ -68,21 +85,36 @@ def server_command(
     store_root: Path,
     artifacts: Mapping[str, Path],
     service_workers: int | None,
+    workers: int,
+    python313: Path | None = None,
 ) -> tuple[list[str], dict[str, str]]:
-    """The command line and extra environment that start ``server`` on 127.0.0.1:``port``."""
-    python = sys.executable
+    """The command line and extra environment that start ``server`` on 127.0.0.1:``port``.
+
+    ``service_workers`` is the service's ``--workers`` (None: its default); ``workers`` is
+    what that comes to, and (d) runs as many. ``python313`` runs the service-3.13 row.
+    """
     bind = f"{HOST}:{port}"
-    if server == SERVICE:
+    if server in (SERVICE, SERVICE_313):
+        python = sys.executable
+        if server == SERVICE_313:
+            if python313 is None:
+                raise BenchError("the service-3.13 row needs a Python 3.13 virtualenv")
+            python = str(python313)
         command = [python, "-m", "service", "serve", "--host", HOST, "--port", str(port)]
         command += ["--model-store", str(store_root)]
         if service_workers is not None:
             command += ["--workers", str(service_workers)]
         return command, {}
-    if server == BARE:
-        return [python, "-m", "service.bench.apps.bare_app", "--port", str(port)], {}
-    env = {MODEL_PATHS_ENV: ",".join(f"{name}={path}" for name, path in artifacts.items())}
-    gunicorn = [python, "-m", "gunicorn", "--bind", bind]
-    app = "service.bench.apps.flask_app:app"
+    if server in (BARE, BARE_ONE):
+        processes = workers if server == BARE else 1
+        command = [sys.executable, "-m", "bench.apps.bare_app", "--port", str(port)]
+        return [*command, "--workers", str(processes)], _bench_env()
+    env = {
+        MODEL_PATHS_ENV: ",".join(f"{name}={path}" for name, path in artifacts.items()),
+        **_bench_env(),
+    }
+    gunicorn = [sys.executable, "-m", "gunicorn", "--bind", bind]
+    app = "bench.apps.flask_app:app"
     if server == FLASK:
         # The tutorial's Dockerfile runs gunicorn's defaults: one sync worker.
         return [*gunicorn, "--workers", "1", "--worker-class", "sync", app], env
@@ -111,22 +143,49 @@ class RunningServer:
     log_path: Path | None
 
 
-def _log_tail(log_path: Path | None, lines: int = 20) -> str:
+def _log_tail(log_path: Path | None, lines: int = _LOG_TAIL_LINES) -> str:
     if log_path is None or not log_path.exists():
         return ""
     tail = log_path.read_text(errors="replace").splitlines()[-lines:]
     return "\n".join(tail)
 
 
-def _answers(url: str, body: bytes, timeout_s: float) -> bool:
+def answers(url: str, body: bytes | None = None, *, timeout_s: float = 5.0) -> bool:
+    """Whether ``url`` answers 2xx: a GET, or a JSON POST of ``body``; False when unreachable."""
     request = urllib.request.Request(
-        url, data=body, method="POST", headers={"Content-Type": "application/json"}
+        url,
+        data=body,
+        method="GET" if body is None else "POST",
+        headers={} if body is None else {"Content-Type": "application/json"},
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return 200 <= int(response.status) < 300
     except (urllib.error.URLError, OSError):
         return False
+
+
+def wait_until(
+    ready: Callable[[], bool],
+    *,
+    what: str,
+    process: subprocess.Popen[bytes] | None = None,
+    log_path: Path | None = None,
+    timeout_s: float = READY_TIMEOUT_S,
+) -> None:
+    """Poll ``ready()`` until it is true, ``process`` dies, or the deadline passes.
+
+    Raises:
+        BenchError: the process exited or ``ready`` stayed false (with the tail of the log).
+    """
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        if process is not None and process.poll() is not None:
+            raise BenchError(f"{what} exited with {process.returncode}:\n{_log_tail(log_path)}")
+        if time.monotonic() > deadline:
+            raise BenchError(f"{what} not ready within {timeout_s:g} s:\n{_log_tail(log_path)}")
+        # Polling a condition against a bounded deadline, not sleeping in place of a signal.
+        time.sleep(_POLL_INTERVAL_S)
 
 
 def wait_ready(
@@ -143,23 +202,20 @@ def wait_ready(
     Raises:
         BenchError: the server exited or was not ready in time (with the tail of its log).
     """
-    deadline = time.monotonic() + timeout_s
     pending = list(models)
-    while pending:
-        if process is not None and process.poll() is not None:
-            raise BenchError(
-                f"server at {base_url} exited with {process.returncode}:\n{_log_tail(log_path)}"
-            )
-        if time.monotonic() > deadline:
-            raise BenchError(
-                f"server at {base_url} did not answer predictions within {timeout_s:g} s:\n"
-                f"{_log_tail(log_path)}"
-            )
-        if _answers(predict_url(base_url, pending[0]), body, timeout_s=5.0):
+
+    def every_model_answers() -> bool:
+        while pending and answers(predict_url(base_url, pending[0]), body):
             pending.pop(0)
-            continue
-        # Polling a condition against a bounded deadline, not sleeping in place of a signal.
-        time.sleep(_POLL_INTERVAL_S)
+        return not pending
+
+    wait_until(
+        every_model_answers,
+        what=f"server at {base_url}",
+        process=process,
+        log_path=log_path,
+        timeout_s=timeout_s,
+    )
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -184,7 +240,9 @@ def start_server(
     store_root: Path,
     artifacts: Mapping[str, Path],
     probe_body: bytes,
+    workers: int,
     service_workers: int | None = None,
+    python313: Path | None = None,
     cwd: Path | None = None,
 ) -> Iterator[RunningServer]:
     """Start ``server`` on a free port, wait until it answers, and stop it when the block ends.
@@ -199,6 +257,8 @@ def start_server(
         store_root=store_root,
         artifacts=artifacts,
         service_workers=service_workers,
+        workers=workers,
+        python313=python313,
     )
     log_path = log_dir / f"{server}-{port}.log"
     with log_path.open("wb") as log:

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import orjson
 import pytest
 
-from service.bench.catalog import BARE
-from service.bench.catalog import FLASK
-from service.bench.catalog import FLASK_GTHREAD
-from service.bench.catalog import LOGREG
-from service.bench.catalog import RANDOM_FOREST
-from service.bench.catalog import SERVICE
-from service.bench.report import BenchReport
-from service.bench.report import Point
-from service.bench.report import TargetResult
-from service.bench.report import evaluate_targets
-from service.bench.report import ratios
-from service.bench.report import render_markdown
-from service.bench.report import render_text
-from service.bench.report import report_json
-from service.bench.report import summarize
-from service.bench.wrk import WrkResult
+from bench.catalog import BARE
+from bench.catalog import FLASK
+from bench.catalog import FLASK_GTHREAD
+from bench.catalog import LOGREG
+from bench.catalog import RANDOM_FOREST
+from bench.catalog import SERVICE
+from bench.micro import MicroResult
+from bench.report import BenchReport
+from bench.report import Point
+from bench.report import TargetResult
+from bench.report import evaluate_targets
+from bench.report import ratios
+from bench.report import render_markdown
+from bench.report import render_text
+from bench.report import report_json
+from bench.report import summarize
+from bench.wrk import WrkResult
 
 MS = 0.001
 
@@ -38,6 +41,7 @@ def point(
     non_2xx: int = 0,
     timeouts: int = 0,
     batch: float | None = None,
+    cpu_s: float | None = None,
 ) -> Point:
     """A measured point whose wrk run completed ``rate`` requests/s for 4 s."""
     requests = int(rate * 4)
@@ -57,6 +61,7 @@ def point(
             timeouts=timeouts,
         ),
         mean_batch_rows=batch,
+        cpu_s=cpu_s,
     )
 
 
@@ -69,7 +74,9 @@ def passing_points(rounds: int = 3) -> list[Point]:
             point(FLASK, 80, round_number=r),
             point(FLASK_GTHREAD, 130, round_number=r),
             point(BARE, 1100, round_number=r),
-            point(SERVICE, 1300, round_number=r, model=LOGREG),
+            # 500 us of CPU per request against the bare app's 600.
+            point(SERVICE, 1300, round_number=r, model=LOGREG, cpu_s=2.6),
+            point(BARE, 1400, round_number=r, model=LOGREG, cpu_s=3.36),
             point(FLASK_GTHREAD, 1200, round_number=r, model=LOGREG),
             point(SERVICE, 2000, round_number=r, model=LOGREG, connections=1, p50_s=0.9 * MS),
             point(BARE, 2500, round_number=r, model=LOGREG, connections=1, p50_s=0.4 * MS),
@@ -109,6 +116,41 @@ def test_summary_takes_medians_over_rounds_and_sums_errors() -> None:
     assert summary.p99_s == pytest.approx(8 * MS)
     assert (summary.errors, dict(summary.error_kinds)) == (6, {"timeout": 4, "non-2xx": 2})
     assert summary.mean_batch_rows == 4.0
+
+
+def test_cpu_per_request_counts_only_successful_responses() -> None:
+    """CPU us per request divides the run's CPU by the 2xx responses; None when not measured."""
+    # 400 responses in 4 s, 100 of them errors: 0.6 s of CPU over 300 answers is 2,000 us each.
+    measured = point(SERVICE, 100, non_2xx=100, cpu_s=0.6)
+
+    assert measured.cpu_us_per_request == pytest.approx(2000.0)
+    assert point(SERVICE, 100).cpu_us_per_request is None
+    assert point(SERVICE, 0, cpu_s=0.6).cpu_us_per_request is None
+
+
+def test_summary_takes_the_median_cpu_per_request_over_rounds() -> None:
+    """The summary's CPU us per request is the median of the rounds that measured it."""
+    points = [
+        point(SERVICE, 100, round_number=1, cpu_s=0.4),
+        point(SERVICE, 100, round_number=2, cpu_s=0.2),
+        point(SERVICE, 100, round_number=3),
+    ]
+
+    (summary,) = summarize(points)
+
+    # 400 requests per round: 1,000 and 500 us, median 750.
+    assert summary.cpu_us_per_request == pytest.approx(750.0)
+
+
+def test_cpu_target_fails_when_the_service_costs_more_cpu_than_the_bare_app() -> None:
+    """(a) at 700 us per request against (d)'s 600 FAILs the CPU target, with both values."""
+    points = [p for p in passing_points() if not (p.server == SERVICE and p.model == LOGREG)]
+    points += [point(SERVICE, 1300, round_number=r, model=LOGREG, cpu_s=3.64) for r in (1, 2, 3)]
+
+    target = evaluate_targets(points, RAW, 256)[4]
+
+    assert target.verdict == "FAIL"
+    assert target.measured.startswith("1.17x, 700 vs 600 us")
 
 
 def test_summaries_follow_model_rows_connections_and_server_order() -> None:
@@ -166,8 +208,8 @@ def test_a_round_missing_a_side_or_with_a_zero_baseline_has_no_ratio() -> None:
 
 
 def test_every_target_passes_when_met() -> None:
-    """Points meeting every target give six PASS verdicts."""
-    assert verdicts(passing_points()) == ["PASS"] * 6
+    """Points meeting every target give seven PASS verdicts."""
+    assert verdicts(passing_points()) == ["PASS"] * 7
 
 
 def test_random_forest_targets_fail_below_their_bounds() -> None:
@@ -205,21 +247,21 @@ def test_latency_target_compares_p50_with_the_bare_server() -> None:
         for r in (1, 2, 3)
     ]
 
-    assert verdicts(passing_points())[4] == "PASS"
-    assert verdicts(points + slow)[4] == "FAIL"
+    assert verdicts(passing_points())[5] == "PASS"
+    assert verdicts(points + slow)[5] == "FAIL"
 
 
 def test_bulk_target_compares_rows_per_second_with_raw_predict() -> None:
     """Bulk (a) at 60 req/s x 256 rows = 15,360 rows/s passes against 27,000 and fails at 40,000."""
-    assert verdicts(passing_points())[5] == "PASS"
-    assert verdicts(passing_points(), {RANDOM_FOREST: 40_000.0})[5] == "FAIL"
+    assert verdicts(passing_points())[6] == "PASS"
+    assert verdicts(passing_points(), {RANDOM_FOREST: 40_000.0})[6] == "FAIL"
 
 
 def test_targets_not_measured_are_not_applicable() -> None:
     """Without the baselines or points a target needs, its verdict is N/A, not FAIL."""
     only_service = [p for p in passing_points() if p.server == SERVICE]
 
-    assert verdicts(only_service, {}) == ["N/A", "N/A", "PASS", "N/A", "N/A", "N/A"]
+    assert verdicts(only_service, {}) == ["N/A", "N/A", "PASS", "N/A", "N/A", "N/A", "N/A"]
 
 
 def report(points: list[Point]) -> BenchReport:
@@ -243,7 +285,7 @@ def test_markdown_has_targets_results_ratios_plot_and_every_run() -> None:
     for heading in ("## Targets", "## Results", "## Ratios", "## Plot", "## Every run"):
         assert heading in markdown
     assert "- machine: test" in markdown
-    assert markdown.count("| PASS |") == 6
+    assert markdown.count("| PASS |") == 7
     assert "![throughput and p99 against connections](bench.png)" in markdown
     every_run = markdown.split("## Every run", 1)[1]
     assert every_run.count("\n| ") - 2 == len(points)
@@ -254,9 +296,57 @@ def test_text_report_prints_a_verdict_and_measured_value_per_target() -> None:
     text = render_text(report(passing_points()))
 
     target_lines = [line for line in text.splitlines() if line.startswith(("PASS", "FAIL"))]
-    assert len(target_lines) == 6
+    assert len(target_lines) == 7
     assert all("measured" in line for line in target_lines)
     assert "(a) / (b)" in text
+
+
+def test_text_and_markdown_tables_show_cpu_per_request() -> None:
+    """Both reports' tables have a CPU us/req column with each server's median."""
+    r = report(passing_points())
+
+    for rendered in (render_text(r), render_markdown(r)):
+        assert "CPU us/req" in rendered
+        logreg_bare = [
+            line
+            for line in rendered.splitlines()
+            if "LogisticRegression" in line and "(d) bare" in line and " 64 " in f" {line} "
+        ]
+        assert logreg_bare
+        assert "600" in logreg_bare[0]
+
+
+def micro(engine: str, batch_rows: int, seconds: float | None, same: bool | None) -> MicroResult:
+    return MicroResult(
+        model=RANDOM_FOREST,
+        engine=engine,
+        batch_rows=batch_rows,
+        per_call_s=seconds,
+        calls=5 if seconds else 0,
+        same_answers=same,
+    )
+
+
+def test_micro_benchmark_table_shows_speed_ups_and_different_answers() -> None:
+    """Each engine's row shows us per call per batch size, its speed-up, and any mismatch."""
+    results = (
+        micro("scikit-learn", 1, 7e-3, None),
+        micro("scikit-learn", 32, 12e-3, None),
+        micro("fast", 1, 0.5e-3, True),
+        micro("fast", 32, 3e-3, False),
+        micro("missing", 1, None, None),
+        micro("missing", 32, None, None),
+    )
+    r = dataclasses.replace(report(passing_points()), micro=results)
+
+    text = render_text(r)
+
+    micro_table = text.split("In-process predict", 1)[1].split("\n\n", 1)[0]
+    rows = {line.split()[1]: line.split() for line in micro_table.splitlines()[3:]}
+    assert rows["scikit-learn"][2:] == ["7,000.0", "12,000.0", "reference"]
+    assert rows["fast"][2:] == ["500.0", "(14.0x)", "3,000.0", "(4.0x)", "DIFFERENT"]
+    assert rows["missing"][2:] == ["-", "-", "-"]
+    assert "## Model calls in-process" in render_markdown(r)
 
 
 def test_json_report_keeps_every_point_and_target() -> None:
@@ -267,4 +357,4 @@ def test_json_report_keeps_every_point_and_target() -> None:
 
     assert len(payload["points"]) == len(points)
     assert payload["points"][0]["result"]["requests_per_s"] == points[0].result.requests_per_s
-    assert [t["verdict"] for t in payload["targets"]] == ["PASS"] * 6
+    assert [t["verdict"] for t in payload["targets"]] == ["PASS"] * 7
