@@ -25,6 +25,8 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
+from service.engines import tree_predictor
+
 __all__ = [
     "BATCH_ROWS",
     "CANDIDATES",
@@ -52,6 +54,7 @@ def _scikit_learn(model: Any) -> Predict:
 # One line per engine. The first is the reference the others are checked and compared against.
 CANDIDATES: Final[list[Candidate]] = [
     ("scikit-learn", _scikit_learn),
+    ("exact tree engine", tree_predictor),
 ]
 
 

@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 
 from service.batching import BatchObserver
 from service.batching import MicroBatcher
+from service.engines import select_engine
 from service.errors import InvalidInputError
 from service.settings import Settings
 from service.store import ARTIFACT_FILES
@@ -92,6 +93,8 @@ class ServedVersion:
     model: Any
     batchers: Mapping[Output, MicroBatcher]
     version_mismatch: bool = False
+    engine: str = "sklearn"
+    """What answers its calls: ``trees`` (the exact tree engine) or ``sklearn``."""
 
     @property
     def name(self) -> str:
@@ -276,13 +279,14 @@ class ModelLoader:
         manifest = artifact.manifest
         model = artifact.model
         _warm(model, manifest)
+        engine = select_engine(model, manifest, self._settings)
         batchers: dict[Output, MicroBatcher] = {}
         for output in OUTPUTS:
             if output not in manifest.outputs:
                 continue
             observer = self._observer_factory(manifest, output) if self._observer_factory else None
             batchers[output] = MicroBatcher(
-                getattr(model, output),
+                engine.outputs[output],
                 max_batch_rows=self._settings.max_batch_rows,
                 max_queue_rows=self._settings.max_queue_rows,
                 max_wait_s=self._settings.max_wait_s,
@@ -290,7 +294,9 @@ class ModelLoader:
                 observer=observer,
                 name=f"{manifest.name}/{manifest.version}/{output}",
             )
-        return ServedVersion(manifest, model, MappingProxyType(batchers), artifact.version_mismatch)
+        return ServedVersion(
+            manifest, model, MappingProxyType(batchers), artifact.version_mismatch, engine.name
+        )
 
     def _fingerprint(self, name: str, version: int) -> _Fingerprint:
         directory = self._store.root / name / str(version)

@@ -130,8 +130,8 @@ class Metrics:
         self.model_info = Gauge(
             "prediction_model_info",
             "1 for each loaded model version; version_mismatch=true when loaded despite "
-            "another scikit-learn version.",
-            ["model", "version", "sha256", "framework_version", "version_mismatch"],
+            "another scikit-learn version; engine: what answers its calls (trees or sklearn).",
+            ["model", "version", "sha256", "framework_version", "version_mismatch", "engine"],
             multiprocess_mode="livemax",
             registry=registry,
         )
@@ -186,6 +186,7 @@ class Metrics:
             manifest.sha256,
             manifest.framework_version,
             "true" if served.version_mismatch else "false",
+            served.engine,
         )
 
 

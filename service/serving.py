@@ -19,6 +19,7 @@ from typing import Any
 
 from hypercorn.asyncio import serve
 
+from service.engines import fit_thread_pools
 from service.http import create_app
 from service.http.state import get_state
 from service.models import ModelRegistry
@@ -50,7 +51,7 @@ def run_worker(
 def served_models(registry: ModelRegistry) -> tuple[ServedModel, ...]:
     """Every version ``registry`` serves, by name, newest first."""
     return tuple(
-        ServedModel(served.name, served.version)
+        ServedModel(served.name, served.version, served.engine)
         for _, versions in sorted(registry.models().items())
         for served in versions
     )
@@ -61,6 +62,7 @@ async def _serve(
     sockets: Sequence[socket.socket],
     on_serving: Callable[[tuple[ServedModel, ...]], None],
 ) -> None:
+    fit_thread_pools(settings)
     config = hypercorn_config(settings)
     # Detached, so Hypercorn's socket object alone owns each descriptor and closes it once.
     config.bind = [f"fd://{sock.detach()}" for sock in sockets]

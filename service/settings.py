@@ -29,6 +29,7 @@ MIB = 1024 * 1024 * BYTES
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _LOG_FORMATS = ("auto", "json", "console")
+_TREE_ENGINES = ("auto", "off")
 # A fully qualified Python name as skops reports it: module path and class or function name.
 _DOTTED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 
@@ -98,6 +99,11 @@ class Settings:
     stderr is a terminal, JSON otherwise (containers, CI, a pipe)."""
     access_log: bool = True
     """Write one JSON access-log line per request."""
+    tree_engine: str = "auto"
+    """``auto``: serve tree ensembles by the exact fast engine when it matches scikit-learn on
+    its load-time probe; ``off``: always scikit-learn's own methods."""
+    threads_per_worker: int | None = None
+    """Threads of each worker's BLAS/OpenMP pools; unset: the cores divided by the workers."""
 
     def __post_init__(self) -> None:
         _check(self.port, "port", lambda v: 0 <= v <= 65535, "an integer from 0 to 65535")
@@ -110,6 +116,14 @@ class Settings:
             _check(getattr(self, name), name, _finite_non_negative, "a number >= 0")
         for name in ("request_timeout_ms", "graceful_timeout_s", "keep_alive_s"):
             _check(getattr(self, name), name, _finite_positive, "a number > 0")
+        _check(self.tree_engine, "tree_engine", lambda v: v in _TREE_ENGINES, "auto | off")
+        if self.threads_per_worker is not None:
+            _check(
+                self.threads_per_worker,
+                "threads_per_worker",
+                lambda v: 1 <= v <= 1024,
+                "an integer from 1 to 1024",
+            )
         _check(self.log_level, "log_level", lambda v: v in _LOG_LEVELS, " | ".join(_LOG_LEVELS))
         _check(self.log_format, "log_format", lambda v: v in _LOG_FORMATS, " | ".join(_LOG_FORMATS))
         for name in self.trusted_types:
@@ -238,6 +252,6 @@ def _parse(name: str, raw: str, annotation: str) -> object:
         return Path(text)
     if name == "log_level":
         return text.upper()
-    if name == "log_format":
+    if name in ("log_format", "tree_engine"):
         return text.lower()
     return text

@@ -363,12 +363,15 @@ def encode_output(output: Output, result: NDArray[Any], manifest: Manifest) -> d
     return {"name": output, "datatype": datatype, "shape": shape, "data": data}
 
 
-def model_metadata(manifest: Manifest, versions: Sequence[int]) -> dict[str, object]:
+def model_metadata(
+    manifest: Manifest, versions: Sequence[int], engine: str | None = None
+) -> dict[str, object]:
     """The model metadata response: the one matrix input and the model's outputs.
 
     Args:
         manifest: the version being described.
         versions: every served version of the model, any order.
+        engine: what answers the version's calls (``trees`` or ``sklearn``), when known.
     """
     outputs: list[dict[str, object]] = [
         {"name": "predict", "datatype": predict_datatype(manifest), "shape": [-1]}
@@ -387,5 +390,6 @@ def model_metadata(manifest: Manifest, versions: Sequence[int]) -> dict[str, obj
             "task": manifest.task,
             "feature_names": list(manifest.feature_names) if manifest.feature_names else None,
             "classes": list(manifest.classes) if manifest.classes is not None else None,
+            "engine": engine,
         },
     }

@@ -112,6 +112,13 @@ SCHEMAS: Final[dict[str, Schema]] = {
                     "task": {"type": "string", "enum": ["classification", "regression"]},
                     "feature_names": {**_array(_STRING), "nullable": True},
                     "classes": {**_array(ref("Label")), "nullable": True},
+                    "engine": {
+                        "type": "string",
+                        "nullable": True,
+                        "example": "trees",
+                        "description": "What answers the version's calls: trees (the exact "
+                        "tree engine) or sklearn.",
+                    },
                 }
             ),
         },

@@ -68,7 +68,7 @@ async def model_metadata_route(name: str, version: str | None = None) -> Respons
     registry = get_state().registry
     served = registry.resolve(name, parse_version(version))
     versions = [each.version for each in registry.models().get(name, ())]
-    return json_response(model_metadata(served.manifest, versions))
+    return json_response(model_metadata(served.manifest, versions, served.engine))
 
 
 @blueprint.get("/v2/models/<name>/ready")

@@ -164,7 +164,7 @@ async def test_shed_and_timed_out_requests_counted(
 
 
 async def test_model_info_and_loads(app: Quart, registry: CollectorRegistry) -> None:
-    """Each loaded version has a model_info series and an ok load count."""
+    """Each loaded version has a model_info series (naming its engine) and an ok load count."""
     manifest = ModelStore(Path(get_state(app).settings.model_store)).read_manifest("iris", 1)
     text = await (await app.test_client().get("/metrics")).get_data(as_text=True)
 
@@ -176,6 +176,7 @@ async def test_model_info_and_loads(app: Quart, registry: CollectorRegistry) -> 
         sha256=manifest.sha256,
         framework_version=manifest.framework_version,
         version_mismatch="false",
+        engine="trees",
     )
     assert "prediction_model_info{" in text
     assert 1 == sample(registry, "prediction_model_loads_total", model="iris", outcome="ok")

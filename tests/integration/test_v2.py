@@ -106,7 +106,8 @@ async def test_server_not_ready_before_models_load(settings: Settings) -> None:
 
 
 async def test_model_metadata(client: Client) -> None:
-    """Model metadata gives the platform, versions, the one matrix input and both outputs."""
+    """Model metadata gives the platform, versions, the one matrix input, both outputs and the
+    engine serving the version."""
     response = await client.get("/v2/models/iris")
 
     assert {
@@ -123,6 +124,7 @@ async def test_model_metadata(client: Client) -> None:
             "task": "classification",
             "feature_names": list(IRIS_FEATURES),
             "classes": [0, 1, 2],
+            "engine": "trees",
         },
     } == await response.get_json()
 

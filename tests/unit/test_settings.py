@@ -132,6 +132,16 @@ class TestValidation:
                 "inf",
                 "PREDICTION_REQUEST_TIMEOUT_MS has value inf; expected a number > 0.",
             ),
+            (
+                "PREDICTION_TREE_ENGINE",
+                "fast",
+                "PREDICTION_TREE_ENGINE has value 'fast'; expected auto | off.",
+            ),
+            (
+                "PREDICTION_THREADS_PER_WORKER",
+                "0",
+                "PREDICTION_THREADS_PER_WORKER has value 0; expected an integer from 1 to 1024.",
+            ),
         ],
     )
     def test_bad_value_names_variable_and_value(

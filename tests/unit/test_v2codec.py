@@ -264,8 +264,8 @@ class TestOutputs:
         )
 
     def test_model_metadata(self) -> None:
-        """Metadata lists the versions ascending, the matrix input and both outputs."""
-        metadata = model_metadata(manifest(), [3, 2])
+        """Metadata lists the versions ascending, the matrix input, both outputs and the engine."""
+        metadata = model_metadata(manifest(), [3, 2], "trees")
 
         assert {
             "name": "m",
@@ -281,5 +281,6 @@ class TestOutputs:
                 "task": "classification",
                 "feature_names": ["a", "b", "c"],
                 "classes": [0, 1],
+                "engine": "trees",
             },
         } == metadata
