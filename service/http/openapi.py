@@ -469,8 +469,9 @@ def _components() -> Spec:
             "VersionQuery": {
                 "name": "version",
                 "in": "query",
-                "description": "A positive integer; the newest version when absent.",
-                "schema": {"type": "string", "pattern": "^[0-9]+$", "example": "1"},
+                # `?version=` (empty) means absent, as the route reads it.
+                "description": "A positive integer; the newest version when absent or empty.",
+                "schema": {"type": "string", "pattern": "^[0-9]*$", "example": "1"},
             },
             "RequestTimeout": {
                 "name": "X-Request-Timeout-Ms",
