@@ -137,7 +137,10 @@ def test_one_summary_from_the_supervisor_of_two_workers(tmp_path: Path, store_ro
         "address": server.url,
         "workers": 2,
         "store": str(store_root),
-        "models": [{"name": "diabetes", "version": 1}, {"name": "iris", "version": 1}],
+        "models": [
+            {"name": "diabetes", "version": 1, "engine": "sklearn"},
+            {"name": "iris", "version": 1, "engine": "trees"},
+        ],
         "docs": f"{server.url}/docs",
         "metrics": f"{server.url}/metrics",
         "readyz": f"{server.url}/readyz",
