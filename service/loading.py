@@ -278,8 +278,10 @@ class ModelLoader:
         """Make a verified artifact servable: warm it and give each output a batcher."""
         manifest = artifact.manifest
         model = artifact.model
-        _warm(model, manifest)
         engine = select_engine(model, manifest, self._settings)
+        # Warm what the batchers will call: with the tree engine, scikit-learn's own methods
+        # were already run by its probe and are not on the request path.
+        _warm(engine.outputs, manifest)
         batchers: dict[Output, MicroBatcher] = {}
         for output in OUTPUTS:
             if output not in manifest.outputs:
@@ -312,12 +314,14 @@ class ModelLoader:
         return (stat(directory / MANIFEST_FILE), *artifacts)
 
 
-def _warm(model: Any, manifest: Manifest) -> None:
+def _warm(
+    outputs: Mapping[Output, Callable[[NDArray[np.float64]], Any]], manifest: Manifest
+) -> None:
     """Run each output once so the first real request pays no first-call costs."""
     sample = np.zeros((1, manifest.n_features), dtype=np.float64)
-    for output in manifest.outputs:
+    for output, call in outputs.items():
         try:
-            getattr(model, output)(sample)
+            call(sample)
         except Exception:
             # A model may reject all-zero rows (e.g. unknown categories); it still serves.
             log.info("warm-up of %s/%d %s skipped", manifest.name, manifest.version, output)
