@@ -173,29 +173,17 @@ def _register(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from service.store import StoreError
+    store = _store(_settings(args))
 
-    settings = _settings(args)
-    store = _store(settings)
-    bad = 0
-    checked = 0
-    for name in store.names():
-        for version in store.versions(name):
-            checked += 1
-            try:
-                manifest = store.verify(name, version)
-            except (StoreError, OSError) as error:
-                bad += 1
-                print(f"BAD {name} version {version}: {error}")
-                continue
-            if manifest.format == "skops":
-                status = "skops, every type trusted"
-            else:
-                status = (
-                    "joblib, a pickle: loading it runs its code "
-                    "(`python -m service convert` rewrites it as skops)"
-                )
-            print(f"ok  {name} version {version}: {status}")
+    def verify(name: str, version: int) -> str:
+        if store.verify(name, version).format == "skops":
+            return "skops, every type trusted"
+        return (
+            "joblib, a pickle: loading it runs its code "
+            "(`python -m service convert` rewrites it as skops)"
+        )
+
+    checked, bad = _each_version(store, verify)
     if bad:
         print(f"{bad} of {checked} versions failed verification", file=sys.stderr)
         return 1
@@ -204,28 +192,39 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from service.store import StoreError
-
     store = _store(_settings(args))
-    failed = 0
     converted = 0
-    for name in store.names():
-        for version in store.versions(name):
-            try:
-                manifest = store.convert(name, version)
-            except (StoreError, OSError) as error:
-                failed += 1
-                print(f"BAD {name} version {version}: {error}")
-                continue
-            if manifest is None:
-                print(f"ok  {name} version {version}: already skops")
-            else:
-                converted += 1
-                print(
-                    f"ok  {name} version {version}: converted to skops (sha256 {manifest.sha256})"
-                )
+
+    def convert(name: str, version: int) -> str:
+        nonlocal converted
+        manifest = store.convert(name, version)
+        if manifest is None:
+            return "already skops"
+        converted += 1
+        return f"converted to skops (sha256 {manifest.sha256})"
+
+    _, failed = _each_version(store, convert)
     if failed:
         print(f"{failed} versions could not be converted; they are unchanged", file=sys.stderr)
         return 1
     print(f"converted {converted} versions; every version in {store.root} is skops")
     return 0
+
+
+def _each_version(store: ModelStore, act: Callable[[str, int], str]) -> tuple[int, int]:
+    """Run ``act`` on every version, printing ``ok`` with what it says or ``BAD`` with the
+    error; return (versions seen, versions that failed)."""
+    from service.store import StoreError
+
+    seen = failed = 0
+    for name in store.names():
+        for version in store.versions(name):
+            seen += 1
+            try:
+                status = act(name, version)
+            except (StoreError, OSError) as error:
+                failed += 1
+                print(f"BAD {name} version {version}: {error}")
+                continue
+            print(f"ok  {name} version {version}: {status}")
+    return seen, failed

@@ -373,16 +373,7 @@ class ModelStore:
         manifest, data = self._read_verified(
             name, version, allow_version_mismatch=False, allow_pickle=True
         )
-        original, pickled_version = artifacts.load(
-            data, "joblib", trusted=(), name=name, version=version
-        )
-        if pickled_version is not None:
-            raise VersionMismatchError(
-                name=name,
-                version=version,
-                artifact_version=pickled_version,
-                running_version=sklearn.__version__,
-            )
+        original = self._loaded_for_writing(data, "joblib", name, version)
         _check_model(original, manifest)
         converted_data = artifacts.dump(original, "skops", name=name)
         converted, _ = artifacts.load(
@@ -396,16 +387,18 @@ class ModelStore:
         self._replace_version(converted_data, converted_manifest, old_artifact=manifest.artifact)
         return converted_manifest
 
-    def _loaded_for_writing(self, data: bytes, format: ArtifactFormat, name: str) -> Any:
+    def _loaded_for_writing(
+        self, data: bytes, format: ArtifactFormat, name: str, version: int | None = None
+    ) -> Any:
         """The model in ``data``, refused if it was made with another scikit-learn version."""
         model, pickled_version = artifacts.load(
-            data, format, trusted=self._trusted_types, name=name, version=None
+            data, format, trusted=self._trusted_types, name=name, version=version
         )
         if pickled_version is not None:
-            # Registering it would write a manifest claiming the running version.
+            # Writing it would record a manifest claiming the running version.
             raise VersionMismatchError(
                 name=name,
-                version=None,
+                version=version,
                 artifact_version=pickled_version,
                 running_version=sklearn.__version__,
             )
