@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
+import functools
 import os
-import re
 import time
-import uuid
 from collections.abc import AsyncGenerator
 
 from prometheus_client import CollectorRegistry
@@ -24,6 +22,12 @@ from service.http import repository
 from service.http import v1
 from service.http import v2
 from service.http.errors import register_error_handlers
+from service.http.exchange import REQUEST_ID_HEADER
+from service.http.exchange import UNMATCHED_ROUTE
+from service.http.exchange import Exchange
+from service.http.exchange import finish
+from service.http.exchange import request_id_from
+from service.http.fastpath import PredictionPath
 from service.http.state import AppState
 from service.http.state import get_state
 from service.metrics import Metrics
@@ -33,14 +37,6 @@ from service.settings import Settings
 from service.store import ModelStore
 
 __all__ = ["create_app"]
-
-access_log = logging.getLogger("service.access")
-
-REQUEST_ID_HEADER = "X-Request-ID"
-# Echo only ids that are safe in logs and headers; anything else gets a fresh one.
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
-# The route label of requests no route matched: a constant, so paths never become labels.
-UNMATCHED_ROUTE = "<unmatched>"
 
 
 def create_app(
@@ -74,7 +70,8 @@ def create_app(
     app = Quart(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     registry = ModelRegistry(store, settings, observer_factory=metrics.observer, listener=metrics)
-    AppState(settings=settings, registry=registry, metrics=metrics).attach(app)
+    state = AppState(settings=settings, registry=registry, metrics=metrics)
+    state.attach(app)
 
     register_error_handlers(app)
     app.register_blueprint(ops.blueprint)
@@ -85,10 +82,11 @@ def create_app(
     app.register_blueprint(openapi.blueprint)
     app.before_request(_start_request)
     app.after_request(_finish_request)
+    # Flask's middleware idiom: the prediction routes' POSTs are served before Quart's dispatch.
+    app.asgi_app = PredictionPath(app.asgi_app, state, body_timeout_s=app.config["BODY_TIMEOUT"])  # type: ignore[method-assign]
 
     @app.while_serving
     async def _lifespan() -> AsyncGenerator[None, None]:
-        state = get_state(app)
         await state.registry.start()
         poller = None
         if settings.reload_interval_s > 0:
@@ -106,34 +104,25 @@ def create_app(
 
 
 async def _start_request() -> None:
-    g.started = time.perf_counter()
-    sent = request.headers.get(REQUEST_ID_HEADER)
-    g.request_id = sent if sent and _REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
+    g.exchange = _exchange_of_current_request()
 
 
 async def _finish_request(response: Response) -> Response:
-    # g may lack these when a request failed before before_request hooks ran.
-    request_id = g.get("request_id") or uuid.uuid4().hex
-    response.headers[REQUEST_ID_HEADER] = request_id
-    duration_s = time.perf_counter() - g.get("started", time.perf_counter())
-    route = request.url_rule.rule if request.url_rule is not None else UNMATCHED_ROUTE
-    state = get_state()
-    state.metrics.observe_http(request.method, route, response.status_code, duration_s)
-    if state.settings.access_log:
-        access_log.info(
-            "%s %s %d",
-            request.method,
-            route,
-            response.status_code,
-            extra={
-                "request_id": request_id,
-                "method": request.method,
-                "route": route,
-                "status": response.status_code,
-                "duration_ms": round(duration_s * 1000, 3),
-                "model": g.get("model"),
-                "version": g.get("model_version"),
-                "rows": g.get("rows"),
-            },
-        )
+    # g lacks the exchange when a request failed before the before_request hooks ran.
+    exchange: Exchange = g.get("exchange") or _exchange_of_current_request()
+    response.headers[REQUEST_ID_HEADER] = exchange.request_id
+    finish(get_state(), exchange, response.status_code)
     return response
+
+
+def _exchange_of_current_request() -> Exchange:
+    rule = request.url_rule
+    return Exchange(
+        method=request.method,
+        route=rule.rule if rule is not None else UNMATCHED_ROUTE,
+        request_id=request_id_from(request.headers.get(REQUEST_ID_HEADER)),
+        started_s=time.perf_counter(),
+        headers=request.headers,
+        query=request.args,
+        read_body=functools.partial(request.get_data, cache=False),
+    )

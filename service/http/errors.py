@@ -1,8 +1,10 @@
 """The one table that maps errors to HTTP responses: ``{"error": "<sentence>"}`` and a status.
 
 Domain errors (``service.errors``) carry no status; this module decides it. Werkzeug's HTTP
-exceptions (404 for unknown routes, 405, 413 from the body limit) get the same JSON shape, and
-anything unexpected becomes a 500 with a generic message: a client never sees a traceback.
+exceptions (404 for unknown routes, 405, 408 and 413 from the body time-out and limit) get the
+same JSON shape, and anything unexpected becomes a 500 with a generic message: a client never
+sees a traceback. :func:`answer_for` is the mapping; the Quart app's error handlers and the ASGI
+prediction path both answer through it.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from service.errors import ServiceError
 from service.errors import TooManyRowsError
 from service.errors import UnavailableError
 from service.errors import UnsupportedMediaTypeError
-from service.http.responses import json_response
+from service.http.responses import Answer
+from service.http.responses import json_answer
+from service.http.responses import to_response
 
-__all__ = ["STATUS_BY_ERROR", "register_error_handlers", "status_for"]
+__all__ = ["STATUS_BY_ERROR", "answer_for", "register_error_handlers", "status_for"]
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +63,17 @@ def status_for(error: ServiceError) -> int:
     return 500
 
 
-def error_response(error: ServiceError) -> Response:
-    """The JSON response for a domain error."""
+def answer_for(error: Exception) -> Answer:
+    """The answer to a request that raised ``error``."""
+    if isinstance(error, ServiceError):
+        return _service_answer(error)
+    if isinstance(error, HTTPException):
+        return _http_answer(error)
+    log.exception("unhandled error", exc_info=error)
+    return json_answer({"error": "Internal server error."}, 500)
+
+
+def _service_answer(error: ServiceError) -> Answer:
     status = status_for(error)
     headers = {}
     if isinstance(error, UnavailableError):
@@ -69,30 +82,25 @@ def error_response(error: ServiceError) -> Response:
         headers["WWW-Authenticate"] = "Bearer"
     if status >= 500 and not isinstance(error, UnavailableError | DeadlineExceededError):
         log.error("request failed: %s", error)
-    return json_response({"error": str(error)}, status, headers)
+    return json_answer({"error": str(error)}, status, headers)
+
+
+def _http_answer(error: HTTPException) -> Answer:
+    status = error.code or 500
+    message = _HTTP_MESSAGES.get(status) or f"{error.name}."
+    headers = {}
+    if status == 413:
+        # The body was refused unread, so the connection cannot carry another request; saying
+        # so keeps keep-alive clients from reusing it.
+        headers["Connection"] = "close"
+    if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
+        headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+    return json_answer({"error": message}, status, headers)
 
 
 def register_error_handlers(app: Quart) -> None:
-    """Install the handlers; lookups walk the MRO, so base classes cover their subclasses."""
-
-    @app.errorhandler(ServiceError)
-    async def _service_error(error: ServiceError) -> Response:
-        return error_response(error)
-
-    @app.errorhandler(HTTPException)
-    async def _http_error(error: HTTPException) -> Response:
-        status = error.code or 500
-        message = _HTTP_MESSAGES.get(status) or f"{error.name}."
-        response = json_response({"error": message}, status)
-        if status == 413:
-            # The body was refused unread, so the connection cannot carry another request;
-            # saying so keeps keep-alive clients from reusing it.
-            response.headers["Connection"] = "close"
-        if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
-            response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
-        return response
+    """Answer every error through :func:`answer_for`; lookups walk the MRO."""
 
     @app.errorhandler(Exception)
-    async def _unexpected(error: Exception) -> Response:
-        log.exception("unhandled error", exc_info=error)
-        return json_response({"error": "Internal server error."}, 500)
+    async def _answer(error: Exception) -> Response:
+        return to_response(answer_for(error))

@@ -6,13 +6,11 @@ import math
 from collections.abc import Callable
 from typing import TypeVar
 
-from quart import Response
-from quart import g
-from quart import request
-
 from service.errors import InvalidInputError
 from service.errors import ServiceError
-from service.http.responses import json_response
+from service.http.exchange import Exchange
+from service.http.responses import Answer
+from service.http.responses import json_answer
 from service.http.state import AppState
 from service.loading import ServedVersion
 from service.settings import Settings
@@ -21,13 +19,14 @@ from service.store import Manifest
 __all__ = [
     "TIMEOUT_HEADER",
     "model_headers",
-    "model_ready_response",
+    "model_ready_answer",
     "parse_version",
     "request_timeout_s",
     "resolve_and_parse",
 ]
 
 TIMEOUT_HEADER = "X-Request-Timeout-Ms"
+_TIMEOUT_KEY = TIMEOUT_HEADER.lower()
 
 T = TypeVar("T")
 
@@ -45,13 +44,13 @@ def parse_version(raw: str | None) -> int | None:
     return int(raw)
 
 
-def request_timeout_s(settings: Settings) -> float:
+def request_timeout_s(settings: Settings, exchange: Exchange) -> float:
     """This request's deadline in seconds: the setting, shortened (never lengthened) by header.
 
     Raises:
         InvalidInputError: the header is not a positive number of milliseconds.
     """
-    raw = request.headers.get(TIMEOUT_HEADER)
+    raw = exchange.headers.get(_TIMEOUT_KEY)
     if raw is None:
         return settings.request_timeout_s
     try:
@@ -70,7 +69,7 @@ def model_headers(served: ServedVersion) -> dict[str, str]:
     return {"X-Model-Name": served.name, "X-Model-Version": str(served.version)}
 
 
-def model_ready_response(state: AppState, name: str, version: int | None) -> Response:
+def model_ready_answer(state: AppState, name: str, version: int | None) -> Answer:
     """``{"name": ..., "ready": true}`` when the model (version) is served, as V1 and V2 answer.
 
     Raises:
@@ -79,11 +78,15 @@ def model_ready_response(state: AppState, name: str, version: int | None) -> Res
     """
     served = state.registry.resolve(name, version)
     state.require_ready()
-    return json_response({"name": served.name, "ready": True})
+    return json_answer({"name": served.name, "ready": True})
 
 
 def resolve_and_parse(
-    state: AppState, name: str | None, version: int | None, parse: Callable[[Manifest], T]
+    state: AppState,
+    exchange: Exchange,
+    name: str | None,
+    version: int | None,
+    parse: Callable[[Manifest], T],
 ) -> tuple[ServedVersion, T]:
     """Resolve the version a request asks for and ``parse`` its body for that version's model.
 
@@ -96,7 +99,7 @@ def resolve_and_parse(
         ServiceError: whatever ``parse`` raises.
     """
     served = state.registry.resolve(name, version)
-    g.model, g.model_version = served.name, served.version
+    exchange.served_by(served.name, served.version)
     try:
         parsed = parse(served.manifest)
     except ServiceError:

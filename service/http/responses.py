@@ -1,27 +1,70 @@
-"""JSON in and out: one fast encoder (orjson) and one way to read a JSON body."""
+"""JSON in and out: one fast encoder (orjson), one way to decode a JSON body, one answer type.
+
+An :class:`Answer` is a response before any framework sees it: the prediction routes build one,
+and both the ASGI prediction path (``service.http.fastpath``) and the Quart views send it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import orjson
-from quart import Request
 from quart import Response
 
 from service.errors import InvalidInputError
 from service.errors import UnsupportedMediaTypeError
 
-__all__ = ["json_response", "read_json"]
+__all__ = [
+    "JSON_MIMETYPE",
+    "Answer",
+    "decode_json",
+    "json_answer",
+    "json_response",
+    "mimetype_of",
+    "require_json",
+    "to_response",
+]
 
 JSON_MIMETYPE = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A JSON response: status, encoded body and the headers besides Content-Type/-Length."""
+
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def json_answer(
+    payload: object, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Answer:
+    """Serialize ``payload`` with orjson (numpy arrays included) into an answer."""
+    body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Answer(status, body, tuple(headers.items()) if headers else ())
+
+
+def to_response(answer: Answer) -> Response:
+    """The Quart response that sends ``answer``."""
+    return Response(
+        answer.body, status=answer.status, headers=dict(answer.headers), mimetype=JSON_MIMETYPE
+    )
 
 
 def json_response(
     payload: object, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
     """Serialize ``payload`` with orjson (numpy arrays included) into a JSON response."""
-    body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
-    return Response(body, status=status, headers=dict(headers or {}), mimetype=JSON_MIMETYPE)
+    return to_response(json_answer(payload, status, headers))
+
+
+def mimetype_of(content_type: str | None) -> str:
+    """The media type of a Content-Type header, lower-case, without its parameters."""
+    if not content_type:
+        return ""
+    return content_type.partition(";")[0].strip().lower()
 
 
 def _is_json(mimetype: str) -> bool:
@@ -30,24 +73,26 @@ def _is_json(mimetype: str) -> bool:
     )
 
 
-async def read_json(request: Request, *, content_type_required: bool = True) -> object:
-    """Decode the request body as JSON.
+def require_json(content_type: str | None) -> None:
+    """Refuse a body whose Content-Type is not JSON, as Flask's ``request.get_json`` does.
 
-    Args:
-        request: the current request.
-        content_type_required: the Flask routes require a JSON Content-Type, as Flask does
-            (415 otherwise). The V2 and V1 routes read the body as JSON whatever its
-            Content-Type says, as Triton and KServe do: ``curl -d`` sends
-            ``application/x-www-form-urlencoded`` and tritonclient sends none.
+    Only the Flask routes require it. The V2 and V1 routes read the body as JSON whatever its
+    Content-Type says, as Triton and KServe do: ``curl -d`` sends
+    ``application/x-www-form-urlencoded`` and tritonclient sends none.
 
     Raises:
-        UnsupportedMediaTypeError: required, and the Content-Type is missing or not JSON.
-        InvalidInputError: the body is not valid UTF-8 JSON.
-        RequestEntityTooLarge: the body is over ``MAX_CONTENT_LENGTH`` (Quart raises it).
+        UnsupportedMediaTypeError: the Content-Type is missing or not JSON.
     """
-    if content_type_required and not _is_json(request.mimetype):
-        raise UnsupportedMediaTypeError(request.content_type or None)
-    body = await request.get_data(cache=False)
+    if not _is_json(mimetype_of(content_type)):
+        raise UnsupportedMediaTypeError(content_type or None)
+
+
+def decode_json(body: bytes) -> object:
+    """Decode a request body as JSON.
+
+    Raises:
+        InvalidInputError: the body is empty, or not valid UTF-8 JSON.
+    """
     if not body:
         raise InvalidInputError("The body is empty; send a JSON document.")
     try:

@@ -1,4 +1,8 @@
-"""V1 routes in the TF-Serving / KServe V1 style: predict and model status."""
+"""V1 routes in the TF-Serving / KServe V1 style: predict and model status.
+
+:func:`predict_answer` is the predict route; the ASGI prediction path calls it directly, and the
+Quart view calls it for the requests that path leaves to Quart.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +10,24 @@ import numpy as np
 from numpy.typing import NDArray
 from quart import Blueprint
 from quart import Response
-from quart import g
-from quart import request
 
 from service.errors import InvalidInputError
+from service.http.exchange import Exchange
+from service.http.exchange import current_exchange
 from service.http.predicting import model_headers
-from service.http.predicting import model_ready_response
+from service.http.predicting import model_ready_answer
 from service.http.predicting import request_timeout_s
 from service.http.predicting import resolve_and_parse
-from service.http.responses import json_response
-from service.http.responses import read_json
+from service.http.responses import Answer
+from service.http.responses import decode_json
+from service.http.responses import json_answer
+from service.http.responses import to_response
+from service.http.state import AppState
 from service.http.state import get_state
 from service.inputs import matrix_from_rows
 from service.store import Manifest
 
-__all__ = ["blueprint"]
+__all__ = ["blueprint", "predict_answer"]
 
 blueprint = Blueprint("v1", __name__)
 
@@ -30,9 +37,13 @@ blueprint = Blueprint("v1", __name__)
 @blueprint.post("/v1/models/<name>:predict")
 async def predict(name: str) -> Response:
     """``{"instances": [row, ...]}`` to ``{"predictions": [...]}``, one entry per row, in order."""
-    state = get_state()
-    timeout_s = request_timeout_s(state.settings)
-    body = await read_json(request, content_type_required=False)
+    return to_response(await predict_answer(get_state(), current_exchange(), name))
+
+
+async def predict_answer(state: AppState, exchange: Exchange, name: str) -> Answer:
+    """Answer ``POST /v1/models/<name>:predict``."""
+    timeout_s = request_timeout_s(state.settings, exchange)
+    body = decode_json(await exchange.read_body())
 
     def parse(manifest: Manifest) -> NDArray[np.float64]:
         instances = body.get("instances") if isinstance(body, dict) else None
@@ -48,13 +59,13 @@ async def predict(name: str) -> Response:
             max_rows=state.settings.max_request_rows,
         )
 
-    served, matrix = resolve_and_parse(state, name, None, parse)
-    g.rows = len(matrix)
+    served, matrix = resolve_and_parse(state, exchange, name, None, parse)
+    exchange.rows = len(matrix)
     result = await served.infer("predict", matrix, timeout_s=timeout_s)
-    return json_response({"predictions": result.tolist()}, headers=model_headers(served))
+    return json_answer({"predictions": result.tolist()}, headers=model_headers(served))
 
 
 @blueprint.get("/v1/models/<name>")
 async def model_status(name: str) -> Response:
     """``{"name": ..., "ready": true}`` for a served model; 404 unknown, 503 while draining."""
-    return model_ready_response(get_state(), name, None)
+    return to_response(model_ready_answer(get_state(), name, None))

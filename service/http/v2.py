@@ -1,6 +1,10 @@
 """Open Inference Protocol (V2) REST routes, as KServe, Triton and MLServer clients speak them
 (https://github.com/kserve/open-inference-protocol): health, server and model metadata, model
-readiness and inference."""
+readiness and inference.
+
+:func:`infer_answer` is the inference route; the ASGI prediction path calls it directly, and the
+Quart views call it for the requests that path leaves to Quart.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +13,31 @@ import asyncio
 import orjson
 from quart import Blueprint
 from quart import Response
-from quart import g
-from quart import request
 
 from service import __version__
 from service.errors import InvalidInputError
 from service.errors import UnsupportedMediaTypeError
+from service.http.exchange import Exchange
+from service.http.exchange import current_exchange
 from service.http.predicting import model_headers
-from service.http.predicting import model_ready_response
+from service.http.predicting import model_ready_answer
 from service.http.predicting import parse_version
 from service.http.predicting import request_timeout_s
 from service.http.predicting import resolve_and_parse
+from service.http.responses import Answer
+from service.http.responses import decode_json
+from service.http.responses import json_answer
 from service.http.responses import json_response
-from service.http.responses import read_json
+from service.http.responses import mimetype_of
+from service.http.responses import to_response
+from service.http.state import AppState
 from service.http.state import get_state
 from service.v2codec import decode_request
 from service.v2codec import encode_output
 from service.v2codec import model_metadata
 from service.v2codec import split_binary_body
 
-__all__ = ["EXTENSIONS", "SERVER_NAME", "blueprint"]
+__all__ = ["EXTENSIONS", "SERVER_NAME", "blueprint", "infer_answer"]
 
 blueprint = Blueprint("v2", __name__)
 
@@ -37,6 +46,7 @@ EXTENSIONS = ("model_repository",)
 """Protocol extensions served besides the core API (``/v2/repository/...``)."""
 # Triton's binary tensor extension: the JSON header's length, raw tensor bytes after it.
 BINARY_HEADER = "Inference-Header-Content-Length"
+_BINARY_KEY = BINARY_HEADER.lower()
 _BINARY_MIMETYPES = frozenset({"", "application/json", "application/octet-stream"})
 
 
@@ -75,19 +85,26 @@ async def model_metadata_route(name: str, version: str | None = None) -> Respons
 @blueprint.get("/v2/models/<name>/versions/<version>/ready")
 async def model_ready(name: str, version: str | None = None) -> Response:
     """200 when the model (version) is served, 404 when it is not, 503 while draining."""
-    return model_ready_response(get_state(), name, parse_version(version))
+    return to_response(model_ready_answer(get_state(), name, parse_version(version)))
 
 
 @blueprint.post("/v2/models/<name>/infer")
 @blueprint.post("/v2/models/<name>/versions/<version>/infer")
 async def infer(name: str, version: str | None = None) -> Response:
     """Run the model on the request's tensors; answer the asked outputs (``predict`` by default)."""
-    state = get_state()
+    return to_response(await infer_answer(get_state(), current_exchange(), name, version))
+
+
+async def infer_answer(
+    state: AppState, exchange: Exchange, name: str, version: str | None
+) -> Answer:
+    """Answer ``POST /v2/models/<name>[/versions/<version>]/infer``."""
     pinned = parse_version(version)
-    timeout_s = request_timeout_s(state.settings)
-    body, binary = await _read_body()
+    timeout_s = request_timeout_s(state.settings, exchange)
+    body, binary = await _read_body(exchange)
     served, decoded = resolve_and_parse(
         state,
+        exchange,
         name,
         pinned,
         lambda manifest: decode_request(
@@ -95,7 +112,7 @@ async def infer(name: str, version: str | None = None) -> Response:
         ),
     )
     manifest = served.manifest
-    g.rows = len(decoded.matrix)
+    exchange.rows = len(decoded.matrix)
     if len(decoded.outputs) == 1:
         results = [await served.infer(decoded.outputs[0], decoded.matrix, timeout_s=timeout_s)]
     else:
@@ -117,10 +134,10 @@ async def infer(name: str, version: str | None = None) -> Response:
         encode_output(output, result, manifest)
         for output, result in zip(decoded.outputs, results, strict=True)
     ]
-    return json_response(payload, headers=model_headers(served))
+    return json_answer(payload, headers=model_headers(served))
 
 
-async def _read_body() -> tuple[object, bytes]:
+async def _read_body(exchange: Exchange) -> tuple[object, bytes]:
     """The JSON request and any binary tensor data after it; no Content-Type reads as JSON.
 
     Raises:
@@ -128,18 +145,19 @@ async def _read_body() -> tuple[object, bytes]:
             ``application/octet-stream``.
         InvalidInputError: a compressed or malformed body.
     """
-    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    encoding = (exchange.headers.get("content-encoding") or "identity").strip().lower()
     if encoding != "identity":
         raise InvalidInputError(
             f"Content-Encoding {encoding[:20]!r} is not supported; send the body uncompressed."
         )
-    header_length = request.headers.get(BINARY_HEADER)
+    header_length = exchange.headers.get(_BINARY_KEY)
     if header_length is None:
-        return await read_json(request, content_type_required=False), b""
-    mimetype = request.mimetype
+        return decode_json(await exchange.read_body()), b""
+    content_type = exchange.headers.get("content-type")
+    mimetype = mimetype_of(content_type)
     if mimetype not in _BINARY_MIMETYPES and not mimetype.endswith("+json"):
-        raise UnsupportedMediaTypeError(request.content_type)
-    raw = await request.get_data(cache=False, as_text=False, parse_form_data=False)
+        raise UnsupportedMediaTypeError(content_type)
+    raw = await exchange.read_body()
     header, binary = split_binary_body(raw, header_length.strip())
     try:
         return orjson.loads(header), binary

@@ -1,0 +1,110 @@
+"""One HTTP request from arrival to its access-log line: :class:`Exchange`.
+
+Every request gets one, whichever layer serves it: the ASGI prediction path
+(``service.http.fastpath``) builds it from the ASGI scope, and a Quart ``before_request`` hook
+builds it for every other route (it lives on ``g`` as ``g.exchange``). The prediction routes
+read the request through it and record on it which model version answered how many rows;
+:func:`finish` turns it into the ``prediction_http_*`` metrics and the access-log record.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from quart import g
+
+from service.http.state import AppState
+
+__all__ = [
+    "REQUEST_ID_HEADER",
+    "UNMATCHED_ROUTE",
+    "Exchange",
+    "Lookup",
+    "current_exchange",
+    "finish",
+    "request_id_from",
+]
+
+access_log = logging.getLogger("service.access")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# Echo only ids that are safe in logs and headers; anything else gets a fresh one.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+# The route label of requests no route matched: a constant, so paths never become labels.
+UNMATCHED_ROUTE = "<unmatched>"
+
+
+class Lookup(Protocol):
+    """Read access to headers (by lower-case name) or query parameters: first value or None."""
+
+    def get(self, key: str, /) -> str | None: ...
+
+
+async def _no_body() -> bytes:
+    return b""
+
+
+@dataclass(slots=True, eq=False)
+class Exchange:
+    """What one request asked and what answered it, for the routes, the metrics and the log."""
+
+    method: str
+    route: str
+    """The route's template (``/v2/models/<name>/infer``), or ``UNMATCHED_ROUTE``."""
+    request_id: str
+    started_s: float
+    """``time.perf_counter()`` at arrival."""
+    headers: Lookup
+    query: Lookup
+    read_body: Callable[[], Awaitable[bytes]] = _no_body
+    """Reads the whole body once, within the body size limit and time-out."""
+    model: str | None = None
+    version: int | None = None
+    rows: int | None = None
+
+    def served_by(self, name: str, version: int) -> None:
+        """Record the model version that answers (or refuses) this request."""
+        self.model, self.version = name, version
+
+
+def current_exchange() -> Exchange:
+    """The exchange of the request Quart is handling (set by the app's ``before_request`` hook)."""
+    exchange: Exchange = g.exchange
+    return exchange
+
+
+def request_id_from(sent: str | None) -> str:
+    """The request's id: the client's ``X-Request-ID`` when it is safe to echo, else a new one."""
+    if sent and _REQUEST_ID.fullmatch(sent):
+        return sent
+    return uuid.uuid4().hex
+
+
+def finish(state: AppState, exchange: Exchange, status: int) -> None:
+    """Count the answered request and write its access-log record."""
+    duration_s = time.perf_counter() - exchange.started_s
+    state.metrics.observe_http(exchange.method, exchange.route, status, duration_s)
+    if state.settings.access_log and access_log.isEnabledFor(logging.INFO):
+        access_log.info(
+            "%s %s %d",
+            exchange.method,
+            exchange.route,
+            status,
+            extra={
+                "request_id": exchange.request_id,
+                "method": exchange.method,
+                "route": exchange.route,
+                "status": status,
+                "duration_ms": round(duration_s * 1000, 3),
+                "model": exchange.model,
+                "version": exchange.version,
+                "rows": exchange.rows,
+            },
+        )
