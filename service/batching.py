@@ -8,12 +8,9 @@ import functools
 import logging
 import math
 import operator
-from collections import deque
 from collections.abc import Awaitable
 from collections.abc import Callable
 from collections.abc import Sequence
-from dataclasses import dataclass
-from dataclasses import field
 from typing import Any
 from typing import Literal
 from typing import Protocol
@@ -28,6 +25,9 @@ from service.errors import PredictionError
 from service.errors import ServiceError
 from service.errors import ShuttingDownError
 from service.errors import UnavailableError
+from service.rowqueue import Batch
+from service.rowqueue import Request
+from service.rowqueue import RowQueue
 
 __all__ = ["BatchObserver", "MicroBatcher", "Outcome", "PredictFn"]
 
@@ -73,35 +73,6 @@ class _NullObserver:
 
     def request_finished(self, outcome: Outcome) -> None:
         pass
-
-
-@dataclass(eq=False, slots=True)
-class _Request:
-    """One submitted request; the future its caller awaits travels with its rows."""
-
-    rows: NDArray[Any]
-    future: asyncio.Future[NDArray[Any]]
-    enqueued_at: float
-    """``loop.time()`` at submit."""
-    deadline: float | None
-    """``loop.time()`` after which its caller stops waiting, or ``None``."""
-    queued: int
-    """Rows not yet taken into a batch; the request is in the queue exactly while this is > 0."""
-    chunks: list[tuple[int, NDArray[Any]]] = field(default_factory=list)
-    """Answered chunks of an oversized request, as ``(first row, output rows)``."""
-    answered: int = 0
-    """Rows of an oversized request answered so far."""
-
-
-@dataclass(eq=False, slots=True)
-class _Batch:
-    """Rows taken from the queue for one model call."""
-
-    slices: list[tuple[_Request, int, int]]
-    """``(request, start, stop)`` in batch order: the request's rows ``start:stop``."""
-    parts: list[NDArray[Any]]
-    """The rows of each slice (views, not copies), to be concatenated in the worker thread."""
-    rows: int
 
 
 class _WrongRowCountError(Exception):
@@ -189,9 +160,8 @@ class MicroBatcher:
 
         self._loop: asyncio.AbstractEventLoop  # set by start()
         self._dispatcher: asyncio.Task[None] | None = None
-        self._queue: deque[_Request] = deque()
-        self._queued_rows = 0
-        self._running: dict[_Batch, asyncio.Task[None]] = {}
+        self._queue = RowQueue(self._observer.queue_depth)
+        self._running: dict[Batch, asyncio.Task[None]] = {}
         # Set whenever the dispatcher may have something to do; it clears it before looking.
         self._wakeup = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
@@ -202,7 +172,7 @@ class MicroBatcher:
     @property
     def queued_rows(self) -> int:
         """Rows waiting to be taken into a batch."""
-        return self._queued_rows
+        return self._queue.rows
 
     @property
     def running_batches(self) -> int:
@@ -255,9 +225,9 @@ class MicroBatcher:
                 raise ShuttingDownError()
             raise ShuttingDownError("The model is not ready to serve yet; retry later.")
         n_rows = rows.shape[0]
-        if self._queued_rows + n_rows > self._max_queue_rows:
+        if self._queue.rows + n_rows > self._max_queue_rows:
             self._observer.request_finished("rejected")
-            raise OverloadedError(self._queued_rows, self._max_queue_rows)
+            raise OverloadedError(self._queue.rows, self._max_queue_rows)
         now = self._loop.time()
         deadline = timeout_ms = None
         if timeout_s is not None:
@@ -268,7 +238,7 @@ class MicroBatcher:
                 raise DeadlineExceededError(timeout_ms)
             deadline = now + timeout_s
 
-        request = _Request(rows, self._loop.create_future(), now, deadline, n_rows)
+        request = Request(rows, self._loop.create_future(), now, deadline)
         self._enqueue(request)
         try:
             if deadline is None:
@@ -288,7 +258,7 @@ class MicroBatcher:
             raise DeadlineExceededError(timeout_ms) from None
         except ServiceError as error:
             # A failed chunk of an oversized request may leave its later chunks queued.
-            self._drop(request)
+            self._queue.drop(request)
             self._observer.request_finished(_outcome(error))
             raise
         self._observer.request_finished("ok")
@@ -322,35 +292,24 @@ class MicroBatcher:
 
     # -- intake ---------------------------------------------------------------------------------
 
-    def _enqueue(self, request: _Request) -> None:
-        self._queue.append(request)
-        self._queued_rows += request.queued
-        self._observer.queue_depth(self._queued_rows)
+    def _enqueue(self, request: Request) -> None:
+        self._queue.enqueue(request)
         # Wake the dispatcher only when it can act on this arrival: when all slots are busy the
         # end of a batch wakes it, and while a max_wait_s timer runs only a full batch is news.
         # That keeps it to about one wake-up per batch.
         if len(self._running) < self._max_concurrent and (
-            self._timer is None or self._queued_rows >= self._max_batch_rows
+            self._timer is None or self._queue.rows >= self._max_batch_rows
         ):
             self._wakeup.set()
 
-    def _give_up(self, request: _Request) -> None:
+    def _give_up(self, request: Request) -> None:
         """Forget a request whose caller stopped waiting (deadline or cancellation).
 
         Its future is done already (cancelling the task that awaited it cancelled it), so the
         dispatcher and the running batches skip it from now on.
         """
-        self._drop(request)
+        self._queue.drop(request)
         self._abandon_hung_batches()
-
-    def _drop(self, request: _Request) -> None:
-        """Take a request's remaining rows out of the queue, if it still has any there."""
-        if request.queued:
-            # O(queue length), but deadlines tend to expire in arrival order, near the head.
-            self._queue.remove(request)
-            self._queued_rows -= request.queued
-            request.queued = 0
-            self._observer.queue_depth(self._queued_rows)
 
     def _abandon_hung_batches(self) -> None:
         """Free the slots of running batches that nobody waits for any more."""
@@ -374,7 +333,7 @@ class MicroBatcher:
             self._wakeup.clear()
             if len(self._running) < self._max_concurrent:
                 now = self._loop.time()
-                head = self._live_head(now)
+                head = self._queue.live_head(now)
                 if head is None:
                     self._reset_timer()
                     if self._closing and not self._running:
@@ -389,28 +348,13 @@ class MicroBatcher:
                     )
             await self._wakeup.wait()
 
-    def _live_head(self, now: float) -> _Request | None:
-        """Return the oldest request still worth running, dropping the ones that are not."""
-        queue = self._queue
-        while queue:
-            request = queue[0]
-            if not request.future.done() and (request.deadline is None or now < request.deadline):
-                return request
-            # Its caller gave up, or is about to: its deadline passed, but the loop has not run
-            # its timer yet. Either way its rows must cost no model time.
-            queue.popleft()
-            self._queued_rows -= request.queued
-            request.queued = 0
-            self._observer.queue_depth(self._queued_rows)
-        return None
-
-    def _batch_due(self, head: _Request, now: float) -> bool:
+    def _batch_due(self, head: Request, now: float) -> bool:
         # With max_wait_s == 0 the last test always holds: no timer, no added latency. Closing
         # means no more rows will come, so waiting for them is pointless.
         return (
             self._closing
             or self._flush_due
-            or self._queued_rows >= self._max_batch_rows
+            or self._queue.rows >= self._max_batch_rows
             or head.enqueued_at + self._max_wait_s <= now
         )
 
@@ -427,8 +371,7 @@ class MicroBatcher:
 
     def _dispatch(self, now: float) -> None:
         self._reset_timer()
-        batch = self._take_batch(now)
-        self._observer.queue_depth(self._queued_rows)
+        batch = self._queue.take_batch(now, self._max_batch_rows)
         self._observer.batch_started(
             batch.rows, [now - request.enqueued_at for request, _, _ in batch.slices]
         )
@@ -436,32 +379,9 @@ class MicroBatcher:
             self._run_batch(batch), name=f"{self._name}-batch"
         )
 
-    def _take_batch(self, now: float) -> _Batch:
-        """Take up to max_batch_rows rows from the head of the queue, in FIFO order."""
-        slices: list[tuple[_Request, int, int]] = []
-        parts: list[NDArray[Any]] = []
-        budget = self._max_batch_rows
-        while budget:
-            request = self._live_head(now)
-            if request is None:
-                break
-            total = len(request.rows)
-            start = total - request.queued
-            take = min(request.queued, budget)
-            request.queued -= take
-            self._queued_rows -= take
-            if not request.queued:
-                self._queue.popleft()
-            slices.append((request, start, start + take))
-            # Whole requests go as they are and chunks as views: the concatenate in the worker
-            # thread is the only copy.
-            parts.append(request.rows if take == total else request.rows[start : start + take])
-            budget -= take
-        return _Batch(slices, parts, self._max_batch_rows - budget)
-
     # -- running a batch ------------------------------------------------------------------------
 
-    async def _run_batch(self, batch: _Batch) -> None:
+    async def _run_batch(self, batch: Batch) -> None:
         try:
             await self._complete(batch)
         except asyncio.CancelledError:
@@ -476,7 +396,7 @@ class MicroBatcher:
             if self._running.pop(batch, None) is not None and (self._queue or self._closing):
                 self._wakeup.set()
 
-    async def _complete(self, batch: _Batch) -> None:
+    async def _complete(self, batch: Batch) -> None:
         result = await self._call_model(batch.parts, batch.rows)
         if isinstance(result, np.ndarray):
             offset = 0
@@ -494,7 +414,7 @@ class MicroBatcher:
             )
             await self._rerun_alone(batch)
 
-    async def _rerun_alone(self, batch: _Batch) -> None:
+    async def _rerun_alone(self, batch: Batch) -> None:
         """Re-run each request's slice alone, so only a request that makes the model raise fails."""
         for (request, start, stop), part in zip(batch.slices, batch.parts, strict=True):
             if request.future.done():  # gave up meanwhile: spend no model time on it
@@ -545,7 +465,7 @@ class MicroBatcher:
 
     # -- answering ------------------------------------------------------------------------------
 
-    def _answer(self, request: _Request, start: int, output: NDArray[Any]) -> None:
+    def _answer(self, request: Request, start: int, output: NDArray[Any]) -> None:
         future = request.future
         # A caller that gave up left a cancelled future; resolving it would raise.
         if future.done():
@@ -561,12 +481,12 @@ class MicroBatcher:
             request.chunks.sort(key=operator.itemgetter(0))
             future.set_result(np.concatenate([chunk for _, chunk in request.chunks]))
 
-    def _fail(self, request: _Request, error: ServiceError) -> None:
+    def _fail(self, request: Request, error: ServiceError) -> None:
         # As in _answer: a caller that gave up left a cancelled future.
         if not request.future.done():
             request.future.set_exception(error)
 
-    def _fail_all(self, batch: _Batch, error: Callable[[], ServiceError]) -> None:
+    def _fail_all(self, batch: Batch, error: Callable[[], ServiceError]) -> None:
         for request, _, _ in batch.slices:
             if not request.future.done():
                 request.future.set_exception(error())
@@ -582,16 +502,10 @@ class MicroBatcher:
                 self._name,
                 len(tasks),
             )
-        unanswered = [*self._queue]
+        unanswered = self._queue.clear()
         for batch in self._running:
             unanswered += [request for request, _, _ in batch.slices]
         self._running.clear()
-        for request in self._queue:
-            request.queued = 0
-        self._queue.clear()
-        if self._queued_rows:
-            self._queued_rows = 0
-            self._observer.queue_depth(0)
         for request in unanswered:  # a request may be both running (a chunk) and queued
             self._fail(request, ShuttingDownError())
         self._reset_timer()
