@@ -94,8 +94,11 @@ class MicroBatcher:
       request with more rows runs as consecutive chunks, possibly sharing batches with other
       requests, and is answered once every chunk is, in row order.
     - The batch's rows are concatenated and ``predict`` is called once, in ``executor``; the output
-      is split back by row offsets. If the output has the wrong number of rows, every request of
-      the batch fails with `PredictionError`. If the call raises, each request of the batch is
+      is split back by row offsets. A batch of at most ``inline_max_rows`` rows calls ``predict``
+      on the loop's thread instead: for a model measured to answer such a batch faster than a
+      thread hand-off costs (``service.engines.inline``), and only for one that cannot block.
+      If the output has the wrong number of rows, every request of the batch fails with
+      `PredictionError`. If the call raises, each request of the batch is
       re-run alone so that only the offending one fails: `ModelInputError` when the model raised
       ``ValueError``/``TypeError``, else `PredictionError`.
     - Admission is bounded: a submit that would queue more than ``max_queue_rows`` rows fails at
@@ -117,6 +120,7 @@ class MicroBatcher:
         max_queue_rows: int,
         max_wait_s: float = 0.0,
         max_concurrent_batches: int = 1,
+        inline_max_rows: int = 0,
         observer: BatchObserver | None = None,
         executor: concurrent.futures.Executor | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -130,6 +134,8 @@ class MicroBatcher:
             max_queue_rows: At most this many rows wait in the queue; more are refused.
             max_wait_s: How long a batch may wait for more rows after its oldest row arrived.
             max_concurrent_batches: How many model calls may run at the same time.
+            inline_max_rows: Batches of at most this many rows call ``predict`` on the loop's
+                thread, not in ``executor``; 0 (the default) for none.
             observer: Receives queue, batch and outcome reports (metrics); ``None`` for none.
             executor: Where ``predict`` runs; ``None`` for the loop's default executor.
             sleep: Sleeps for ``max_wait_s`` timers (tests inject one they control).
@@ -141,6 +147,8 @@ class MicroBatcher:
         _check_positive("max_batch_rows", max_batch_rows)
         _check_positive("max_queue_rows", max_queue_rows)
         _check_positive("max_concurrent_batches", max_concurrent_batches)
+        if inline_max_rows < 0:
+            raise ValueError(f"inline_max_rows must be >= 0, got {inline_max_rows!r}.")
         if max_queue_rows < max_batch_rows:
             raise ValueError(
                 f"max_queue_rows ({max_queue_rows}) must be at least max_batch_rows "
@@ -153,6 +161,7 @@ class MicroBatcher:
         self._max_queue_rows = max_queue_rows
         self._max_wait_s = max_wait_s
         self._max_concurrent = max_concurrent_batches
+        self._inline_max_rows = inline_max_rows
         self._observer: BatchObserver = _NullObserver() if observer is None else observer
         self._executor = executor
         self._sleep = sleep
@@ -375,9 +384,10 @@ class MicroBatcher:
         self._observer.batch_started(
             batch.rows, [now - request.enqueued_at for request, _, _ in batch.slices]
         )
-        self._running[batch] = self._loop.create_task(
-            self._run_batch(batch), name=f"{self._name}-batch"
-        )
+        task = self._loop.create_task(self._run_batch(batch), name=f"{self._name}-batch")
+        # An eager task factory (Python 3.12+) may have run an inline batch to its end already.
+        if not task.done():
+            self._running[batch] = task
 
     # -- running a batch ------------------------------------------------------------------------
 
@@ -426,9 +436,12 @@ class MicroBatcher:
                 self._fail(request, self._client_error(result)())
 
     async def _call_model(self, parts: list[NDArray[Any]], rows: int) -> NDArray[Any] | Exception:
-        """Run the model on ``parts`` in the executor; return its checked output or its error."""
+        """Run the model on ``parts``; return its checked output or its error."""
         started_at = self._loop.time()
-        output = await self._loop.run_in_executor(self._executor, self._predict_rows, parts)
+        if rows <= self._inline_max_rows:
+            output = self._predict_rows(parts)
+        else:
+            output = await self._loop.run_in_executor(self._executor, self._predict_rows, parts)
         if isinstance(output, Exception):
             self._observer.batch_finished(rows, self._loop.time() - started_at, ok=False)
             return output
@@ -443,7 +456,7 @@ class MicroBatcher:
         return _WrongRowCountError()
 
     def _predict_rows(self, parts: list[NDArray[Any]]) -> NDArray[Any] | Exception:
-        """Run in a worker thread: the batch's one concatenate, then the model call.
+        """Run in a worker thread (or inline): the batch's one concatenate, then the model call.
 
         The model's exception is returned rather than raised: it is an outcome to route to the
         batch's callers, not a failure of the batcher.

@@ -35,6 +35,10 @@ from numpy.typing import NDArray
 from service.batching import BatchObserver
 from service.batching import MicroBatcher
 from service.engines import select_engine
+from service.engines.inline import InlineLimit
+from service.engines.inline import bounded
+from service.engines.inline import inline_limit
+from service.engines.inline import measure_handoff_s
 from service.errors import InvalidInputError
 from service.settings import Settings
 from service.store import ARTIFACT_FILES
@@ -282,10 +286,12 @@ class ModelLoader:
         # Warm what the batchers will call: with the tree engine, scikit-learn's own methods
         # were already run by its probe and are not on the request path.
         _warm(engine.outputs, manifest)
+        can_inline = bounded(model)
         batchers: dict[Output, MicroBatcher] = {}
         for output in OUTPUTS:
             if output not in manifest.outputs:
                 continue
+            inline = self._inline_limit(engine.outputs[output], manifest, output, can_inline)
             observer = self._observer_factory(manifest, output) if self._observer_factory else None
             batchers[output] = MicroBatcher(
                 engine.outputs[output],
@@ -293,12 +299,48 @@ class ModelLoader:
                 max_queue_rows=self._settings.max_queue_rows,
                 max_wait_s=self._settings.max_wait_s,
                 max_concurrent_batches=self._settings.max_concurrent_batches,
+                inline_max_rows=inline.rows,
                 observer=observer,
                 name=f"{manifest.name}/{manifest.version}/{output}",
             )
         return ServedVersion(
             manifest, model, MappingProxyType(batchers), artifact.version_mismatch, engine.name
         )
+
+    def _inline_limit(
+        self,
+        call: Callable[[NDArray[np.float64]], Any],
+        manifest: Manifest,
+        output: Output,
+        can_inline: bool,
+    ) -> InlineLimit:
+        """How many rows a batch of ``output`` may have to run on the loop; logs the outcome."""
+        label = f"model {manifest.name} version {manifest.version} {output}"
+        if not can_inline:
+            log.info("%s: calls run in worker threads (not only scikit-learn's own code)", label)
+            return InlineLimit(0, 0.0, 0.0)
+        handoff_s = measure_handoff_s()
+        limit = inline_limit(call, manifest.n_features, self._settings.max_batch_rows, handoff_s)
+        if not limit.call_s:
+            log.info("%s: calls run in worker threads (an all-zero row was refused)", label)
+        elif limit.rows:
+            log.info(
+                "%s: batches of up to %d rows run inline (%.0f us a call; a thread hand-off "
+                "costs %.0f us)",
+                label,
+                limit.rows,
+                limit.call_s * 1e6,
+                handoff_s * 1e6,
+            )
+        else:
+            log.info(
+                "%s: calls run in worker threads (%.0f us for one row; a thread hand-off "
+                "costs %.0f us)",
+                label,
+                limit.call_s * 1e6,
+                handoff_s * 1e6,
+            )
+        return limit
 
     def _fingerprint(self, name: str, version: int) -> _Fingerprint:
         directory = self._store.root / name / str(version)

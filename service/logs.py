@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 import sys
 from datetime import UTC
@@ -26,6 +28,8 @@ __all__ = [
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is logged.
 _RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({})))
+# LogRecord.__init__ sets its attributes before makeRecord adds the extras, so they come first.
+_N_RECORD_FIELDS = len(_RECORD_FIELDS)
 ACCESS_LOGGER = "service.access"
 SUMMARY_FIELD = "summary"
 """The ``extra=`` key of the start-up summary record: a dict, drawn as a block on a console."""
@@ -34,11 +38,27 @@ _LABEL_WIDTH = 10
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    # Every access-log record goes through here; skipping the standard attributes by position
+    # halves the cost (the filter still applies, for records built by makeLogRecord).
     return {
         key: value
-        for key, value in vars(record).items()
+        for key, value in itertools.islice(vars(record).items(), _N_RECORD_FIELDS, None)
         if key not in _RECORD_FIELDS and not key.startswith("_")
     }
+
+
+@functools.lru_cache(maxsize=2)
+def _utc_second(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _utc_timestamp(created: float) -> str:
+    """``datetime.isoformat(timespec="milliseconds")`` in UTC, with the seconds formatted once."""
+    second = int(created)
+    micros = round((created - second) * 1e6)  # as datetime.fromtimestamp rounds
+    if micros == 1_000_000:
+        second, micros = second + 1, 0
+    return f"{_utc_second(second)}.{micros // 1000:03d}+00:00"
 
 
 class JsonFormatter(logging.Formatter):
@@ -46,7 +66,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": _utc_timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

@@ -79,6 +79,7 @@ class Metrics:
             # In multiprocess mode these would describe only the scraping worker.
             ProcessCollector(registry=registry)
             PlatformCollector(registry=registry)
+        self._http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.http_requests = Counter(
             "prediction_http_requests_total",
             "HTTP requests answered, by route template and status.",
@@ -174,8 +175,16 @@ class Metrics:
 
     def observe_http(self, method: str, route: str, status: int, duration_s: float) -> None:
         """Count one answered HTTP request; ``route`` must be a template, never a raw path."""
-        self.http_requests.labels(method, route, str(status)).inc()
-        self.http_duration.labels(method, route).observe(duration_s)
+        key = (method, route, status)
+        children = self._http_children.get(key)
+        if children is None:
+            # Resolving labels costs more than the update; the key space is the metric's own.
+            children = self._http_children[key] = (
+                self.http_requests.labels(method, route, str(status)),
+                self.http_duration.labels(method, route),
+            )
+        children[0].inc()
+        children[1].observe(duration_s)
 
     @staticmethod
     def _info_labels(served: ServedVersion) -> tuple[str, ...]:

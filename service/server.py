@@ -157,11 +157,16 @@ def _supervise(settings: Settings, sockets: Sequence[socket.socket], port: int) 
     workers: list[BaseProcess] = []
     reports: list[Connection] = []
     worker_ends: list[Connection] = []
+    # Nothing is ever written: when this process dies, however it dies, the kernel closes the
+    # write end, and each worker reads EOF and stops instead of serving on as an orphan.
+    lifeline, lifeline_end = context.Pipe(duplex=False)
     for index in range(settings.workers):
         reader, writer = context.Pipe(duplex=False)
         workers.append(
             context.Process(
-                target=_worker, args=(settings, list(sockets), writer), name=f"worker-{index}"
+                target=_worker,
+                args=(settings, list(sockets), writer, lifeline),
+                name=f"worker-{index}",
             )
         )
         reports.append(reader)
@@ -183,6 +188,7 @@ def _supervise(settings: Settings, sockets: Sequence[socket.socket], port: int) 
     # Each worker holds its own copy now; closing ours makes a dead worker's pipe read as EOF.
     for writer in worker_ends:
         writer.close()
+    lifeline.close()
 
     loaded: list[tuple[ServedModel, ...]] = []
     exit_code = 0
@@ -211,12 +217,15 @@ def _supervise(settings: Settings, sockets: Sequence[socket.socket], port: int) 
                 forward(signal.SIGTERM, None)
     for reader in reports:
         reader.close()
+    lifeline_end.close()
     for sock in sockets:
         sock.close()
     return exit_code
 
 
-def _worker(settings: Settings, sockets: list[socket.socket], report: Connection) -> None:
+def _worker(
+    settings: Settings, sockets: list[socket.socket], report: Connection, lifeline: Connection
+) -> None:
     """A worker process: serve, and report what was loaded once serving starts."""
     configure_logging(settings.log_level, settings.log_format)
     from service.serving import run_worker
@@ -225,7 +234,7 @@ def _worker(settings: Settings, sockets: list[socket.socket], report: Connection
         report.send(models)
         report.close()
 
-    run_worker(settings, sockets, on_serving)
+    run_worker(settings, sockets, on_serving, lifeline=lifeline)
 
 
 def _fresh_multiprocess_dir() -> Path:

