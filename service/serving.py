@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 import socket
+import sys
 from collections.abc import AsyncGenerator
 from collections.abc import Callable
 from collections.abc import Coroutine
@@ -69,13 +70,17 @@ async def _serve(
     lifeline: Connection | None,
 ) -> None:
     fit_thread_pools(settings)
+    loop = asyncio.get_running_loop()
+    if sys.version_info >= (3, 12):
+        # A task runs its first step when created instead of one loop iteration later: each
+        # request's tasks (Hypercorn's, the batcher's) start without waiting for the loop.
+        loop.set_task_factory(asyncio.eager_task_factory)
     config = hypercorn_config(settings)
     # Detached, so Hypercorn's socket object alone owns each descriptor and closes it once.
     config.bind = [f"fd://{sock.detach()}" for sock in sockets]
     app = create_app(settings)
     state = get_state(app)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
 
     def drain(reason: str) -> None:
         if state.draining:

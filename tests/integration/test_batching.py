@@ -19,6 +19,7 @@ from sklearn.preprocessing import OneHotEncoder
 from service.http import create_app
 from service.settings import Settings
 from service.store import ModelStore
+from tests.integration.conftest import serve_through
 
 CONCURRENT = 32
 
@@ -29,7 +30,9 @@ def _registry() -> CollectorRegistry:
 
 
 @pytest.fixture(name="batching_app")
-async def _batching_app(store_root: Path, registry: CollectorRegistry) -> AsyncIterator[Quart]:
+async def _batching_app(
+    store_root: Path, registry: CollectorRegistry, layer: str
+) -> AsyncIterator[Quart]:
     # Rows on categorical column 0 take values 0..2; anything else is unknown to the encoder.
     rng = np.random.default_rng(0)
     X = np.column_stack([rng.integers(0, 3, 300), rng.normal(size=300)])
@@ -55,7 +58,7 @@ async def _batching_app(store_root: Path, registry: CollectorRegistry) -> AsyncI
         max_wait_ms=2000,
         reload_interval_s=0,
     )
-    app = create_app(settings, metrics_registry=registry)
+    app = serve_through(create_app(settings, metrics_registry=registry), layer)
     async with app.test_app():
         yield app
 

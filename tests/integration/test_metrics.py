@@ -20,6 +20,7 @@ from service.store import ModelStore
 from tests.fakes import GATES
 from tests.fakes import Gate
 from tests.fakes import GatedModel
+from tests.integration.conftest import serve_through
 
 SETOSA = [5.1, 3.5, 1.4, 0.2]
 
@@ -48,7 +49,9 @@ def _gate() -> Iterator[Gate]:
 
 
 @pytest.fixture(name="app")
-async def _app(store_root: Path, registry: CollectorRegistry, gate: Gate) -> AsyncIterator[Quart]:
+async def _app(
+    store_root: Path, registry: CollectorRegistry, gate: Gate, layer: str
+) -> AsyncIterator[Quart]:
     ModelStore(store_root).save(GatedModel(2, "metrics"), "gated", format="joblib")
     settings = Settings(
         model_store=store_root,
@@ -58,7 +61,7 @@ async def _app(store_root: Path, registry: CollectorRegistry, gate: Gate) -> Asy
         max_request_rows=1,
     )
     gate.open()  # let warm-up through; tests close it again where they need it
-    app = create_app(settings, metrics_registry=registry)
+    app = serve_through(create_app(settings, metrics_registry=registry), layer)
     async with app.test_app():
         # Warm-up went through the gate: reset all of it, or `entered` would already be set.
         gate.opened.clear()
