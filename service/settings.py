@@ -100,8 +100,8 @@ class Settings:
     access_log: bool = True
     """Write one JSON access-log line per request."""
     tree_engine: str = "auto"
-    """``auto``: serve tree ensembles by the exact fast engine when it matches scikit-learn on
-    its load-time probe; ``off``: always scikit-learn's own methods."""
+    """``auto``: serve tree ensembles and linear models by the exact fast engines when they match
+    scikit-learn on their load-time probes; ``off``: always scikit-learn's own methods."""
     threads_per_worker: int | None = None
     """Threads of each worker's BLAS/OpenMP pools; unset: the cores divided by the workers."""
 

@@ -54,6 +54,7 @@ from service.store import Manifest
 from service.store import Output
 
 __all__ = [
+    "ENGINE_LINEAR",
     "ENGINE_SKLEARN",
     "ENGINE_TREES",
     "Engine",
@@ -68,6 +69,7 @@ log = logging.getLogger(__name__)
 
 ENGINE_TREES: Final = "trees"
 ENGINE_SKLEARN: Final = "sklearn"
+ENGINE_LINEAR: Final = "linear"
 
 Predict = Callable[[NDArray[Any]], NDArray[Any]]
 Walk = Literal["stacked", "per_tree"]
@@ -439,8 +441,10 @@ class Engine:
 
 
 def select_engine(model: Any, manifest: Manifest, settings: Settings) -> Engine:
-    """The engine that serves ``model``: the tree engine if it is allowed, supports the model
-    and matches scikit-learn on the probe set, else scikit-learn's own methods. Logs one line."""
+    """The engine that serves ``model``: the tree engine, else the linear engine
+    (:mod:`service.engines.linear`), if it is allowed (PREDICTION_TREE_ENGINE=off turns both
+    off), supports the model and matches scikit-learn on its probe set; else scikit-learn's own
+    methods. Logs one line."""
     fallback = {output: getattr(model, output) for output in manifest.outputs}
     label = f"model {manifest.name} version {manifest.version}"
     if settings.tree_engine == "off":
@@ -450,8 +454,9 @@ def select_engine(model: Any, manifest: Manifest, settings: Settings) -> Engine:
         engine = TreeEngine(model)
         problem = verify(engine)
     except UnsupportedModelError as error:
-        log.info("%s: engine %s (%s)", label, ENGINE_SKLEARN, error)
-        return Engine(ENGINE_SKLEARN, fallback, str(error))
+        from service.engines.linear import select_linear_engine  # it imports this module
+
+        return select_linear_engine(model, manifest, fallback, label, not_tree=str(error))
     except Exception as error:
         # Any surprise in an optional speed-up must leave the version served, by scikit-learn.
         reason = f"the tree engine failed to build: {type(error).__name__}: {error}"
