@@ -40,6 +40,7 @@ from bench.report import evaluate_targets
 from bench.report import render_markdown
 from bench.report import render_text
 from bench.report import report_json
+from bench.report import strict_failures
 from bench.report import write_plot
 from bench.scrape import BatchRows
 from bench.scrape import mean_batch_rows
@@ -403,11 +404,9 @@ def run(options: BenchOptions, *, out: TextIO = sys.stdout) -> BenchReport:
 
 
 def main(options: BenchOptions) -> int:
-    """Run the bench; 1 when ``--strict`` and a target failed, else 0."""
+    """Run the bench; 1 when ``--strict`` and a required target failed, else 0."""
     report = run(options)
-    failed = [
-        t
-        for t in evaluate_targets(report.points, report.raw_rows_per_s, report.bulk_rows)
-        if t.passed is False
-    ]
+    failed = strict_failures(
+        evaluate_targets(report.points, report.raw_rows_per_s, report.bulk_rows)
+    )
     return 1 if options.strict and failed else 0
