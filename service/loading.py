@@ -98,7 +98,7 @@ class ServedVersion:
     batchers: Mapping[Output, MicroBatcher]
     version_mismatch: bool = False
     engine: str = "sklearn"
-    """What answers its calls: ``trees`` (the exact tree engine) or ``sklearn``."""
+    """What answers its calls: ``trees`` or ``linear`` (the exact engines), or ``sklearn``."""
 
     @property
     def name(self) -> str:
