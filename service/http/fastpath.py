@@ -55,8 +55,10 @@ from service.store import Output
 
 __all__ = ["PredictionPath"]
 
-RouteFn = Callable[[AppState, Exchange, tuple[str | Any, ...]], Awaitable[Answer]]
-"""Answers one request, given the route's path parameters (``None`` for an absent one)."""
+Params = tuple[str, ...]
+"""A route's path parameters, in the order its template names them."""
+RouteFn = Callable[[AppState, Exchange, Params], Awaitable[Answer]]
+"""Answers one request of a route, given its path parameters."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,22 +70,21 @@ class _Route:
 
 
 def _flask(output: Output) -> RouteFn:
-    def answer(state: AppState, exchange: Exchange, _: tuple[str | Any, ...]) -> Awaitable[Answer]:
+    def answer(state: AppState, exchange: Exchange, _: Params) -> Awaitable[Answer]:
         return flask_routes.answer(state, exchange, output)
 
     return answer
 
 
-def _v2_infer(
-    state: AppState, exchange: Exchange, params: tuple[str | Any, ...]
-) -> Awaitable[Answer]:
-    name, version = params if len(params) == 2 else (params[0], None)
-    return v2.infer_answer(state, exchange, name, version)
+def _v2_infer(state: AppState, exchange: Exchange, params: Params) -> Awaitable[Answer]:
+    return v2.infer_answer(state, exchange, params[0], None)
 
 
-def _v1_predict(
-    state: AppState, exchange: Exchange, params: tuple[str | Any, ...]
-) -> Awaitable[Answer]:
+def _v2_infer_version(state: AppState, exchange: Exchange, params: Params) -> Awaitable[Answer]:
+    return v2.infer_answer(state, exchange, params[0], params[1])
+
+
+def _v1_predict(state: AppState, exchange: Exchange, params: Params) -> Awaitable[Answer]:
     return v1.predict_answer(state, exchange, params[0])
 
 
@@ -95,7 +96,7 @@ _ROUTES = (
     _Route(
         "/v2/models/<name>/versions/<version>/infer",
         re.compile(r"/v2/models/([^/]+)/versions/([^/]+)/infer"),
-        _v2_infer,
+        _v2_infer_version,
     ),
     _Route("/v1/models/<name>:predict", re.compile(r"/v1/models/([^/]+):predict"), _v1_predict),
 )
@@ -213,7 +214,7 @@ class PredictionPath:
         receive: ASGIReceiveCallable,
         send: ASGISendCallable,
         route: _Route,
-        params: tuple[str | Any, ...],
+        params: Params,
         headers: dict[str, str],
         length: int,
     ) -> None:
@@ -260,7 +261,7 @@ class PredictionPath:
         await send({"type": "http.response.body", "body": answer.body, "more_body": False})
 
 
-def _match(path: str) -> tuple[_Route | None, tuple[str | Any, ...]]:
+def _match(path: str) -> tuple[_Route | None, Params]:
     route = _EXACT.get(path)
     if route is not None:
         return route, ()
