@@ -11,7 +11,6 @@ import asyncio
 import logging
 import signal
 import socket
-import sys
 from collections.abc import AsyncGenerator
 from collections.abc import Callable
 from collections.abc import Coroutine
@@ -70,11 +69,9 @@ async def _serve(
     lifeline: Connection | None,
 ) -> None:
     fit_thread_pools(settings)
+    # asyncio.eager_task_factory (3.12+) was tried: uvloop 0.23 on 3.13 refuses it at shutdown
+    # (TypeError: unexpected keyword argument 'eager_start'), and uvloop is the faster loop.
     loop = asyncio.get_running_loop()
-    if sys.version_info >= (3, 12):
-        # A task runs its first step when created instead of one loop iteration later: each
-        # request's tasks (Hypercorn's, the batcher's) start without waiting for the loop.
-        loop.set_task_factory(asyncio.eager_task_factory)
     config = hypercorn_config(settings)
     # Detached, so Hypercorn's socket object alone owns each descriptor and closes it once.
     config.bind = [f"fd://{sock.detach()}" for sock in sockets]
