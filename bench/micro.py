@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from service.engines import tree_predictor
+from service.engines.linear import linear_predictor
 
 __all__ = [
     "BATCH_ROWS",
@@ -55,6 +56,7 @@ def _scikit_learn(model: Any) -> Predict:
 CANDIDATES: Final[list[Candidate]] = [
     ("scikit-learn", _scikit_learn),
     ("exact tree engine", tree_predictor),
+    ("exact linear engine", linear_predictor),
 ]
 
 

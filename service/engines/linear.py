@@ -67,7 +67,13 @@ from service.engines.trees import UnsupportedModelError
 from service.store import Manifest
 from service.store import Output
 
-__all__ = ["LinearEngine", "linear_probe_rows", "select_linear_engine", "verify_linear"]
+__all__ = [
+    "LinearEngine",
+    "linear_predictor",
+    "linear_probe_rows",
+    "select_linear_engine",
+    "verify_linear",
+]
 
 log = logging.getLogger(__name__)
 
@@ -344,6 +350,17 @@ def verify_linear(engine: LinearEngine, seed: int = 0) -> str | None:
             engine, engine.predict_proba, model.predict_proba, rows, "pipeline predict_proba"
         )
     return problem
+
+
+def linear_predictor(model: Any, output: Output = "predict") -> Predict | None:
+    """The engine's verified callable for ``output`` of ``model``, or None if it cannot serve it."""
+    try:
+        engine = LinearEngine(model)
+    except UnsupportedModelError:
+        return None
+    if verify_linear(engine, seed=0) is not None:
+        return None
+    return engine.outputs().get(output)
 
 
 def select_linear_engine(

@@ -71,6 +71,8 @@ def test_every_engine_is_timed_at_every_batch_size_against_scikit_learn() -> Non
         "scikit-learn": [(rows, None, True) for rows in BATCH_ROWS],
         # The tree engine declines a LogisticRegression.
         "exact tree engine": [(rows, None, False) for rows in BATCH_ROWS],
+        # ... and the linear engine answers it as scikit-learn does.
+        "exact linear engine": [(rows, True, True) for rows in BATCH_ROWS],
         "copy": [(rows, True, True) for rows in BATCH_ROWS],
         "inverted": [(rows, False, True) for rows in BATCH_ROWS],
         "declines": [(rows, None, False) for rows in BATCH_ROWS],

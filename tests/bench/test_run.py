@@ -82,6 +82,9 @@ def test_bench_measures_the_service_and_writes_the_report_and_plot(tmp_path: Pat
         ("exact tree engine", 1),
         ("exact tree engine", 32),
         ("exact tree engine", 256),
+        ("exact linear engine", 1),
+        ("exact linear engine", 32),
+        ("exact linear engine", 256),
     ]
 
 
