@@ -7,6 +7,8 @@ responses. The tree::
     ├── InvalidInputError         the request's data cannot be turned into model input
     │   └── ModelInputError       the model itself rejected this request's rows
     ├── UnsupportedMediaTypeError the body is not declared as JSON
+    ├── UnsupportedEncodingError  the body has a Content-Encoding the server cannot decode
+    ├── BodyTooLargeError         the body inflates past the body size limit
     ├── TooManyRowsError          more rows than one request may carry
     ├── ModelNotFoundError        no loaded model or version by that name
     ├── AuthenticationError       the admin routes' bearer token is missing or wrong
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 __all__ = [
     "AuthenticationError",
+    "BodyTooLargeError",
     "DeadlineExceededError",
     "ForbiddenError",
     "InvalidInputError",
@@ -36,6 +39,7 @@ __all__ = [
     "ShuttingDownError",
     "TooManyRowsError",
     "UnavailableError",
+    "UnsupportedEncodingError",
     "UnsupportedMediaTypeError",
 ]
 
@@ -62,6 +66,22 @@ class UnsupportedMediaTypeError(ServiceError):
     def __init__(self, content_type: str | None) -> None:
         shown = content_type or "none"
         super().__init__(f"Expected a JSON body (Content-Type: application/json), got {shown}.")
+
+
+class UnsupportedEncodingError(ServiceError):
+    """Raised when a body's Content-Encoding is not one the server decodes."""
+
+    def __init__(self, coding: str, supported: str) -> None:
+        super().__init__(
+            f"Content-Encoding {coding[:20]!r} is not supported; send {supported} or identity."
+        )
+
+
+class BodyTooLargeError(ServiceError):
+    """Raised when a compressed body inflates past ``max_body_bytes``."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(f"The request body inflates to more than {max_bytes} bytes.")
 
 
 class TooManyRowsError(ServiceError):

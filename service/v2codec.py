@@ -8,12 +8,19 @@ Framework-free, so the HTTP layer stays a thin parse-call-serialize shell. What 
 - datatypes ``FP32``, ``FP64``, ``INT32``, ``INT64``; ``data`` flat (row-major) or nested as the
   shape says, or raw little-endian bytes after the JSON header (Triton's binary tensor
   extension, which ``tritonclient`` uses by default);
-- outputs ``predict`` (the default) and ``predict_proba``, asked for by name in ``outputs``.
+- outputs ``predict`` (the default) and ``predict_proba``, asked for by name in ``outputs``,
+  as JSON ``data`` or, when the request asks (``parameters.binary_data_output``, or per output
+  ``parameters.binary_data``, which wins), as raw little-endian bytes after the JSON header.
+
+:func:`model_config` describes a model in Triton's model-configuration JSON
+(https://github.com/triton-inference-server/common/blob/main/protobuf/model_config.proto), as
+``tritonclient``'s ``get_model_config`` and ``perf_analyzer`` read it.
 """
 
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +42,9 @@ __all__ = [
     "MATRIX_INPUT",
     "InferenceRequest",
     "decode_request",
+    "encode_binary_output",
     "encode_output",
+    "model_config",
     "model_metadata",
     "predict_datatype",
     "split_binary_body",
@@ -69,6 +78,8 @@ class InferenceRequest:
     """C-contiguous ``(N, n_features)`` float64 rows, in the manifest's feature order."""
     outputs: tuple[Output, ...]
     """The outputs asked for, in the order asked, without repeats."""
+    binary_outputs: frozenset[Output] = frozenset()
+    """The outputs to answer as binary data after the JSON header (binary tensor extension)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +149,11 @@ def decode_request(
             f"The body has {len(binary) - offset} bytes of binary data that no input claims."
         )
     matrix = _matrix(tensors, manifest, max_rows)
-    outputs = _requested_outputs(body.get("outputs"), manifest)
-    return InferenceRequest(request_id, matrix, outputs)
+    binary_default = parameters.get("binary_data_output", False) if parameters else False
+    if type(binary_default) is not bool:
+        raise InvalidInputError('Parameter "binary_data_output" must be true or false.')
+    outputs, binary_outputs = _requested_outputs(body.get("outputs"), manifest, binary_default)
+    return InferenceRequest(request_id, matrix, outputs, binary_outputs)
 
 
 def _decode_tensor(index: int, item: object, binary: bytes, offset: int) -> tuple[_Tensor, int]:
@@ -309,15 +323,21 @@ def _check_rows(n_rows: int, max_rows: int) -> None:
         raise TooManyRowsError(n_rows, max_rows)
 
 
-def _requested_outputs(raw: object, manifest: Manifest) -> tuple[Output, ...]:
-    if raw is None:
-        return ("predict",)
+_NO_BINARY: Final[frozenset[Output]] = frozenset()
+_PREDICT: Final[tuple[Output, ...]] = ("predict",)
+
+
+def _requested_outputs(
+    raw: object, manifest: Manifest, binary_default: bool
+) -> tuple[tuple[Output, ...], frozenset[Output]]:
+    if raw is None or raw == []:
+        return _PREDICT, frozenset(_PREDICT) if binary_default else _NO_BINARY
     if not isinstance(raw, list):
         raise InvalidInputError('"outputs" must be an array of {"name": ...} objects.')
     asked: list[Output] = []
+    binary: set[Output] = set()
     for index, item in enumerate(raw):
-        name = item.get("name") if isinstance(item, dict) else None
-        if not isinstance(name, str):
+        if not isinstance(item, dict) or not isinstance(name := item.get("name"), str):
             raise InvalidInputError(f'Output {index} must be an object with a "name" string.')
         output = next((o for o in OUTPUTS if o == name and o in manifest.outputs), None)
         if output is None:
@@ -325,9 +345,19 @@ def _requested_outputs(raw: object, manifest: Manifest) -> tuple[Output, ...]:
                 f"Unknown output {describe_value(name)}; model '{manifest.name}' has: "
                 f"{', '.join(manifest.outputs)}."
             )
+        parameters = item.get("parameters")
+        wanted = parameters.get("binary_data") if isinstance(parameters, dict) else None
+        if wanted is None:
+            wanted = binary_default
+        elif type(wanted) is not bool:
+            raise InvalidInputError(
+                f"Output '{output}' parameter \"binary_data\" must be true or false."
+            )
         if output not in asked:
             asked.append(output)
-    return tuple(asked) or ("predict",)
+            if wanted:
+                binary.add(output)
+    return tuple(asked), frozenset(binary) if binary else _NO_BINARY
 
 
 def predict_datatype(manifest: Manifest) -> str:
@@ -344,8 +374,10 @@ def predict_datatype(manifest: Manifest) -> str:
     return "BYTES"
 
 
-def encode_output(output: Output, result: NDArray[Any], manifest: Manifest) -> dict[str, object]:
-    """One response output tensor: name, datatype, shape and flat (row-major) data."""
+def _output_array(
+    output: Output, result: NDArray[Any], manifest: Manifest
+) -> tuple[str, NDArray[Any]]:
+    """An output's datatype and its values as the numpy array that datatype sends."""
     if output == "predict_proba":
         datatype = "FP64"
         array = np.ascontiguousarray(result, dtype=np.float64)
@@ -357,10 +389,41 @@ def encode_output(output: Output, result: NDArray[Any], manifest: Manifest) -> d
         else:
             datatype = "BYTES"
             array = np.asarray(result)
-    shape = list(array.shape)
+    return datatype, array
+
+
+def encode_output(output: Output, result: NDArray[Any], manifest: Manifest) -> dict[str, object]:
+    """One response output tensor: name, datatype, shape and flat (row-major) data."""
+    datatype, array = _output_array(output, result, manifest)
     flat = array.ravel()
     data: object = flat if datatype != "BYTES" else [str(value) for value in flat.tolist()]
-    return {"name": output, "datatype": datatype, "shape": shape, "data": data}
+    return {"name": output, "datatype": datatype, "shape": list(array.shape), "data": data}
+
+
+def encode_binary_output(
+    output: Output, result: NDArray[Any], manifest: Manifest
+) -> tuple[dict[str, object], bytes]:
+    """One response output tensor as the binary tensor extension sends it: the JSON part
+    (``parameters.binary_data_size``, no ``data``) and the raw bytes that follow the header.
+
+    Numbers are little-endian in their datatype's size, BOOL one byte each, and BYTES each
+    element's UTF-8 text after its 4-byte little-endian length.
+    """
+    datatype, array = _output_array(output, result, manifest)
+    if datatype == "BYTES":
+        raw = b"".join(
+            struct.pack("<I", len(text)) + text
+            for text in (str(value).encode() for value in array.ravel().tolist())
+        )
+    else:
+        raw = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+    header: dict[str, object] = {
+        "name": output,
+        "datatype": datatype,
+        "shape": list(array.shape),
+        "parameters": {"binary_data_size": len(raw)},
+    }
+    return header, raw
 
 
 def model_metadata(
@@ -392,4 +455,86 @@ def model_metadata(
             "classes": list(manifest.classes) if manifest.classes is not None else None,
             "engine": engine,
         },
+    }
+
+
+# Triton's config names BYTES tensors TYPE_STRING; every other datatype is TYPE_<datatype>.
+_CONFIG_TYPES: Final = {"BYTES": "TYPE_STRING"}
+
+
+def _config_tensor(tensor: dict[str, Any]) -> dict[str, object]:
+    """A metadata tensor (shape with its batch dimension) as a config tensor (dims without)."""
+    datatype = tensor["datatype"]
+    dims = list(tensor["shape"][1:])
+    config: dict[str, object] = {
+        "name": tensor["name"],
+        "data_type": _CONFIG_TYPES.get(datatype, f"TYPE_{datatype}"),
+        "dims": dims or [1],
+    }
+    if not dims:
+        # A tensor that is only its batch dimension: Triton's idiom is dims [1], reshaped to [].
+        config["reshape"] = {"shape": []}
+    return config
+
+
+def model_config(
+    manifest: Manifest,
+    *,
+    max_request_rows: int,
+    max_batch_rows: int,
+    max_wait_ms: float,
+    instances: int,
+    engine: str | None = None,
+) -> dict[str, object]:
+    """The model configuration response, in Triton's JSON shape.
+
+    ``max_batch_size`` is the most rows one request may carry, so clients batch along the first
+    dimension; the tensors' ``dims`` are those of :func:`model_metadata` without it.
+
+    Args:
+        manifest: the version being described.
+        max_request_rows: the most rows one request may carry.
+        max_batch_rows: the most rows one model call runs (the batcher's limit).
+        max_wait_ms: how long a batch waits for more rows.
+        instances: model calls of one version that may run at the same time.
+        engine: what answers the version's calls, when known.
+    """
+    metadata = model_metadata(manifest, [manifest.version], engine)
+    inputs: list[dict[str, Any]] = metadata["inputs"]  # type: ignore[assignment]
+    outputs: list[dict[str, Any]] = metadata["outputs"]  # type: ignore[assignment]
+    parameters = {
+        "task": manifest.task,
+        "max_batch_rows": str(max_batch_rows),
+        **({"engine": engine} if engine is not None else {}),
+    }
+    return {
+        "name": manifest.name,
+        "platform": FRAMEWORK,
+        "backend": FRAMEWORK,
+        # The two newest valid versions of a model stay loaded and addressable.
+        "version_policy": {"latest": {"num_versions": 2}},
+        "max_batch_size": max_request_rows,
+        "input": [
+            {
+                **_config_tensor(tensor),
+                "format": "FORMAT_NONE",
+                "is_shape_tensor": False,
+                "allow_ragged_batch": False,
+                "optional": False,
+            }
+            for tensor in inputs
+        ],
+        "output": [
+            {**_config_tensor(tensor), "label_filename": "", "is_shape_tensor": False}
+            for tensor in outputs
+        ],
+        "dynamic_batching": {
+            "preferred_batch_size": [],
+            "max_queue_delay_microseconds": round(max_wait_ms * 1000),
+            "preserve_ordering": False,
+        },
+        "instance_group": [
+            {"name": f"{manifest.name}_0", "kind": "KIND_CPU", "count": instances, "gpus": []}
+        ],
+        "parameters": {key: {"string_value": value} for key, value in parameters.items()},
     }

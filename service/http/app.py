@@ -14,6 +14,7 @@ from quart import Quart
 from quart import Response
 from quart import g
 from quart import request
+from quart.wrappers.response import DataBody
 
 from service.http import flask_routes
 from service.http import openapi
@@ -21,6 +22,8 @@ from service.http import ops
 from service.http import repository
 from service.http import v1
 from service.http import v2
+from service.http.encoding import compress
+from service.http.encoding import response_coding
 from service.http.errors import register_error_handlers
 from service.http.exchange import REQUEST_ID_HEADER
 from service.http.exchange import UNMATCHED_ROUTE
@@ -111,8 +114,32 @@ async def _finish_request(response: Response) -> Response:
     # g lacks the exchange when a request failed before the before_request hooks ran.
     exchange: Exchange = g.get("exchange") or _exchange_of_current_request()
     response.headers[REQUEST_ID_HEADER] = exchange.request_id
-    finish(get_state(), exchange, response.status_code)
+    state = get_state()
+    if state.settings.gzip_min_bytes:
+        _compress_response(response, exchange, state.settings.gzip_min_bytes)
+    finish(state, exchange, response.status_code)
     return response
+
+
+# The API's own media types; Swagger UI's static files (the only large bodies) are cached by
+# browsers instead of being compressed on the event loop on every request.
+_COMPRESSIBLE = frozenset(
+    {"application/json", "application/octet-stream", "text/plain", "application/openmetrics-text"}
+)
+
+
+def _compress_response(response: Response, exchange: Exchange, min_bytes: int) -> None:
+    """Compress an in-memory API response as the ASGI prediction path does."""
+    if response.mimetype not in _COMPRESSIBLE or "Content-Encoding" in response.headers:
+        return
+    response.vary.add("Accept-Encoding")
+    body = response.response
+    if not isinstance(body, DataBody) or len(body.data) < min_bytes:
+        return
+    coding = response_coding(exchange.headers.get("accept-encoding"))
+    if coding is not None:
+        response.set_data(compress(body.data, coding))
+        response.headers["Content-Encoding"] = coding
 
 
 def _exchange_of_current_request() -> Exchange:

@@ -16,6 +16,7 @@ from quart import Response
 from werkzeug.exceptions import HTTPException
 
 from service.errors import AuthenticationError
+from service.errors import BodyTooLargeError
 from service.errors import DeadlineExceededError
 from service.errors import ForbiddenError
 from service.errors import InvalidInputError
@@ -24,7 +25,9 @@ from service.errors import PredictionError
 from service.errors import ServiceError
 from service.errors import TooManyRowsError
 from service.errors import UnavailableError
+from service.errors import UnsupportedEncodingError
 from service.errors import UnsupportedMediaTypeError
+from service.http.encoding import ACCEPTED_CODINGS
 from service.http.responses import Answer
 from service.http.responses import json_answer
 from service.http.responses import to_response
@@ -39,7 +42,9 @@ STATUS_BY_ERROR: dict[type[ServiceError], int] = {
     ForbiddenError: 403,
     ModelNotFoundError: 404,
     TooManyRowsError: 413,
+    BodyTooLargeError: 413,  # inflated past the limit; the body was read, the connection is fine
     UnsupportedMediaTypeError: 415,
+    UnsupportedEncodingError: 415,  # RFC 9110 §15.5.16
     PredictionError: 500,
     UnavailableError: 503,  # OverloadedError, ShuttingDownError
     DeadlineExceededError: 504,
@@ -80,6 +85,8 @@ def _service_answer(error: ServiceError) -> Answer:
         headers["Retry-After"] = str(error.retry_after_s)
     elif isinstance(error, AuthenticationError):
         headers["WWW-Authenticate"] = "Bearer"
+    elif isinstance(error, UnsupportedEncodingError):
+        headers["Accept-Encoding"] = ACCEPTED_CODINGS
     if status >= 500 and not isinstance(error, UnavailableError | DeadlineExceededError):
         log.error("request failed: %s", error)
     return json_answer({"error": str(error)}, status, headers)

@@ -18,8 +18,9 @@ unchanged, and Quart serves those same routes through the same route functions.
 What a request gets is the Quart views': the route functions (``flask_routes.answer``,
 ``v2.infer_answer``, ``v1.predict_answer``), the one error table (``errors.answer_for``), an
 :class:`~service.http.exchange.Exchange` for the metrics and the access log, ``X-Request-ID``,
-the body size limit (413 and ``Connection: close``) and time-out (408), and a client that hangs
-up cancels its request, which leaves the batch queue, as Quart's cancellation does.
+the body size limit (413 and ``Connection: close``) and time-out (408), compressed bodies both
+ways (``service.http.encoding``), and a client that hangs up cancels its request, which leaves
+the batch queue, as Quart's cancellation does.
 
 Threads: everything here runs on the event loop's thread.
 """
@@ -45,10 +46,13 @@ from werkzeug.exceptions import RequestTimeout
 from service.http import flask_routes
 from service.http import v1
 from service.http import v2
+from service.http.encoding import compress
+from service.http.encoding import response_coding
 from service.http.errors import answer_for
 from service.http.exchange import Exchange
 from service.http.exchange import finish
 from service.http.exchange import request_id_from
+from service.http.responses import JSON_MIMETYPE
 from service.http.responses import Answer
 from service.http.state import AppState
 from service.store import Output
@@ -100,6 +104,9 @@ _ROUTES = (
     ),
     _Route("/v1/models/<name>:predict", re.compile(r"/v1/models/([^/]+):predict"), _v1_predict),
 )
+_JSON_TYPE = JSON_MIMETYPE.encode()
+# Whether a response is compressed depends on Accept-Encoding (RFC 9110 §12.5.5).
+_VARY = (b"vary", b"Accept-Encoding")
 _EXACT = {route.template: route for route in _ROUTES if "<" not in route.template}
 _PATTERNED = tuple(route for route in _ROUTES if "<" in route.template)
 
@@ -192,6 +199,7 @@ class PredictionPath:
         self._app = app
         self._state = state
         self._max_body_bytes = state.settings.max_body_bytes
+        self._gzip_min_bytes = state.settings.gzip_min_bytes
         self._body_timeout_s = body_timeout_s
 
     async def __call__(
@@ -243,22 +251,29 @@ class PredictionPath:
         finally:
             inbound.stop_watching()
         finish(self._state, exchange, answer.status)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": answer.status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(answer.body)).encode()),
-                    *[
-                        (k.lower().encode("latin-1"), v.encode("latin-1"))
-                        for k, v in answer.headers
-                    ],
-                    (b"x-request-id", exchange.request_id.encode()),
-                ],
-            }
+        body = answer.body
+        content_type = (
+            _JSON_TYPE if answer.content_type == JSON_MIMETYPE else answer.content_type.encode()
         )
-        await send({"type": "http.response.body", "body": answer.body, "more_body": False})
+        response_headers = [
+            (b"content-type", content_type),
+            *[(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers],
+            (b"x-request-id", exchange.request_id.encode()),
+        ]
+        min_bytes = self._gzip_min_bytes
+        if min_bytes:
+            response_headers.append(_VARY)
+            coding = (
+                response_coding(headers.get("accept-encoding")) if len(body) >= min_bytes else None
+            )
+            if coding is not None:
+                body = compress(body, coding)
+                response_headers.append((b"content-encoding", coding.encode()))
+        response_headers.append((b"content-length", str(len(body)).encode()))
+        await send(
+            {"type": "http.response.start", "status": answer.status, "headers": response_headers}
+        )
+        await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def _match(path: str) -> tuple[_Route | None, Params]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from quart import Blueprint
 from quart import Response
 
+from service.http.encoding import read_body
 from service.http.exchange import Exchange
 from service.http.exchange import current_exchange
 from service.http.predicting import model_headers
@@ -49,7 +50,7 @@ async def answer(state: AppState, exchange: Exchange, output: Output) -> Answer:
     version = parse_version(exchange.query.get("version"))
     timeout_s = request_timeout_s(state.settings, exchange)
     require_json(exchange.headers.get("content-type"))
-    body = decode_json(await exchange.read_body())
+    body = decode_json(await read_body(exchange, state.settings.max_body_bytes))
     served, matrix = resolve_and_parse(
         state,
         exchange,

@@ -152,14 +152,19 @@ _ERROR_DESCRIPTIONS: Final = {
     401: "The bearer token is missing or wrong.",
     403: "The model repository API is disabled (no PREDICTION_ADMIN_TOKEN is configured).",
     404: "No such model or version (or route).",
-    413: "The body is over PREDICTION_MAX_BODY_BYTES or has more than "
-    "PREDICTION_MAX_REQUEST_ROWS rows.",
-    415: "The body is declared with a Content-Type that is not JSON.",
+    413: "The body is over PREDICTION_MAX_BODY_BYTES (before or after its Content-Encoding) or "
+    "has more than PREDICTION_MAX_REQUEST_ROWS rows.",
+    415: "The body is declared with a Content-Type that is not JSON, or has a Content-Encoding "
+    "other than gzip, deflate and identity (the answer's Accept-Encoding lists those).",
     500: "The model failed for a reason that is not the request's.",
     503: "Overloaded (queue full), not ready yet or draining; retry after Retry-After seconds.",
     504: "The request's deadline passed before its batch ran.",
 }
-_ERROR_HEADERS: Final = {401: ("WWW-Authenticate",), 503: ("Retry-After",)}
+_ERROR_HEADERS: Final = {
+    401: ("WWW-Authenticate",),
+    415: ("Accept-Encoding",),
+    503: ("Retry-After",),
+}
 
 _PREDICTION_ERRORS: Final = (400, 404, 413, 415, 500, 503, 504)
 _MODEL_HEADERS: Final = ("X-Model-Name", "X-Model-Version")
@@ -203,6 +208,18 @@ def _v2_model_operations(versioned: bool) -> dict[str, Spec]:
                 },
             }
         },
+        "config": {
+            "get": {
+                "tags": ["Open Inference Protocol (V2)"],
+                "summary": "Model configuration in Triton's JSON shape (get_model_config).",
+                "operationId": f"v2ModelConfig{suffix}",
+                "parameters": params,
+                "responses": {
+                    "200": _response("The model's configuration.", ref("ModelConfig")),
+                    **_errors(*bad_version, 404),
+                },
+            }
+        },
         "ready": {
             "get": {
                 "tags": ["Open Inference Protocol (V2)"],
@@ -221,21 +238,33 @@ def _v2_model_operations(versioned: bool) -> dict[str, Spec]:
                 "summary": "Inference. The body is read as JSON whatever its Content-Type says.",
                 "description": "Inputs: one [N, n_features] tensor, or one [N] tensor per "
                 "feature named by the model's feature names; datatypes FP32, FP64, INT32, "
-                "INT64. Outputs: predict (the default) and predict_proba.",
+                "INT64, as JSON data or binary data after the JSON header. Outputs: predict (the "
+                "default) and predict_proba. The body may be gzip or deflate "
+                "(Content-Encoding); large answers are compressed as Accept-Encoding allows.",
                 "operationId": f"v2Infer{suffix}",
                 "parameters": [*params, _param("RequestTimeout")],
                 "requestBody": _body(ref("InferenceRequest"), _V2_EXAMPLE),
                 "responses": {
-                    "200": _response(
-                        "The asked outputs, data flat in row-major order.",
-                        ref("InferenceResponse"),
-                        headers=_MODEL_HEADERS,
-                    ),
+                    "200": _infer_response(),
                     **_errors(*_PREDICTION_ERRORS),
                 },
             }
         },
     }
+
+
+def _infer_response() -> Spec:
+    response = _response(
+        "The asked outputs, data flat in row-major order; with binary outputs asked, an "
+        "application/octet-stream body: the JSON header (Inference-Header-Content-Length "
+        "bytes), then each binary output's little-endian bytes.",
+        ref("InferenceResponse"),
+        headers=(*_MODEL_HEADERS, "Inference-Header-Content-Length"),
+    )
+    response["content"]["application/octet-stream"] = {
+        "schema": {"type": "string", "format": "binary"}
+    }
+    return response
 
 
 def _repository_operation(summary: str, operation_id: str, response: Spec, *errors: int) -> Spec:
@@ -302,9 +331,11 @@ def _paths() -> dict[str, Spec]:
             }
         },
         model: plain["metadata"],
+        f"{model}/config": plain["config"],
         f"{model}/ready": plain["ready"],
         f"{model}/infer": plain["infer"],
         version: pinned["metadata"],
+        f"{version}/config": pinned["config"],
         f"{version}/ready": pinned["ready"],
         f"{version}/infer": pinned["infer"],
         "/v2/repository/index": {
@@ -357,6 +388,14 @@ def _paths() -> dict[str, Spec]:
                     "200": _response("The model is served.", ref("V1ModelStatus")),
                     **_errors(404, 503),
                 },
+            }
+        },
+        "/": {
+            "get": {
+                "tags": ["V1"],
+                "summary": "Liveness, as V1 clients (KServe's SDK) ask for it.",
+                "operationId": "v1Live",
+                "responses": {"200": _response("The process serves HTTP.", ref("Health"))},
             }
         },
         "/healthz": {
@@ -490,6 +529,14 @@ def _components() -> Spec:
             "X-Model-Version": {"description": "The version that answered.", "schema": string},
             "Retry-After": {"description": "Seconds to wait before retrying.", "schema": string},
             "WWW-Authenticate": {"description": "Bearer.", "schema": string},
+            "Accept-Encoding": {
+                "description": "The Content-Encodings accepted: gzip, deflate.",
+                "schema": string,
+            },
+            "Inference-Header-Content-Length": {
+                "description": "Bytes of the JSON header before the binary outputs' data.",
+                "schema": string,
+            },
         },
         "responses": {
             _ERROR_NAMES[status]: _response(

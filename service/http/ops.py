@@ -1,4 +1,5 @@
-"""Operations routes: liveness, readiness and the Prometheus scrape."""
+"""Operations routes: liveness (also at ``/``, as KServe's V1 clients ask), readiness and the
+Prometheus scrape."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ __all__ = ["blueprint"]
 blueprint = Blueprint("ops", __name__)
 
 
+@blueprint.get("/")
 @blueprint.get("/healthz")
 async def healthz() -> Response:
-    """200 while the process serves HTTP at all."""
+    """200 while the process serves HTTP at all; ``GET /`` is the V1 protocol's liveness."""
     return json_response({"status": "alive"})
 
 

@@ -31,11 +31,13 @@ JSON_MIMETYPE = "application/json"
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A JSON response: status, encoded body and the headers besides Content-Type/-Length."""
+    """A response: status, encoded body, the headers besides Content-Type/-Length, and the
+    media type (JSON but for the V2 binary tensor extension's)."""
 
     status: int
     body: bytes
     headers: tuple[tuple[str, str], ...] = ()
+    content_type: str = JSON_MIMETYPE
 
 
 def json_answer(
@@ -49,7 +51,10 @@ def json_answer(
 def to_response(answer: Answer) -> Response:
     """The Quart response that sends ``answer``."""
     return Response(
-        answer.body, status=answer.status, headers=dict(answer.headers), mimetype=JSON_MIMETYPE
+        answer.body,
+        status=answer.status,
+        headers=dict(answer.headers),
+        mimetype=answer.content_type,
     )
 
 

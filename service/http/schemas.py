@@ -124,6 +124,44 @@ SCHEMAS: Final[dict[str, Schema]] = {
         },
         required=["name", "platform", "inputs", "outputs"],
     ),
+    "ConfigTensor": _object(
+        {
+            "name": _STRING,
+            "data_type": {"type": "string", "example": "TYPE_FP64"},
+            "dims": _array(
+                {"type": "integer"}, description="The shape without the batch dimension."
+            ),
+            "reshape": _object({"shape": _array({"type": "integer"})}),
+        },
+        required=["name", "data_type", "dims"],
+    ),
+    "ModelConfig": _object(
+        {
+            "name": _STRING,
+            "platform": {"type": "string", "example": "scikit-learn"},
+            "backend": {"type": "string", "example": "scikit-learn"},
+            "max_batch_size": {
+                "type": "integer",
+                "description": "The most rows one request may carry (PREDICTION_MAX_REQUEST_ROWS).",
+            },
+            "input": _array(ref("ConfigTensor")),
+            "output": _array(ref("ConfigTensor")),
+            "dynamic_batching": _object(
+                {
+                    "preferred_batch_size": _array({"type": "integer"}),
+                    "max_queue_delay_microseconds": {"type": "integer"},
+                    "preserve_ordering": _BOOLEAN,
+                }
+            ),
+            "version_policy": {"type": "object"},
+            "instance_group": _array({"type": "object"}),
+            "parameters": {
+                "type": "object",
+                "additionalProperties": _object({"string_value": _STRING}),
+            },
+        },
+        required=["name", "platform", "max_batch_size", "input", "output"],
+    ),
     "TensorData": {
         "description": "Tensor elements, flat in row-major order or nested as the shape says.",
         "type": "array",
@@ -151,14 +189,22 @@ SCHEMAS: Final[dict[str, Schema]] = {
     "RequestOutput": _object(
         {
             "name": {"type": "string", "enum": ["predict", "predict_proba"]},
-            "parameters": {"type": "object"},
+            "parameters": {
+                "type": "object",
+                "description": "binary_data: true answers this output as raw bytes after the "
+                "JSON header (Triton's binary tensor extension).",
+            },
         },
         required=["name"],
     ),
     "InferenceRequest": _object(
         {
             "id": {"type": "string", "description": "Echoed in the response."},
-            "parameters": {"type": "object"},
+            "parameters": {
+                "type": "object",
+                "description": "binary_data_output: true answers every output as raw bytes "
+                "after the JSON header unless the output's binary_data says otherwise.",
+            },
             "inputs": _array(ref("RequestInput"), minItems=1),
             "outputs": _array(
                 ref("RequestOutput"), description="The outputs to answer; predict when absent."

@@ -12,6 +12,7 @@ from quart import Blueprint
 from quart import Response
 
 from service.errors import InvalidInputError
+from service.http.encoding import read_body
 from service.http.exchange import Exchange
 from service.http.exchange import current_exchange
 from service.http.predicting import model_headers
@@ -43,7 +44,7 @@ async def predict(name: str) -> Response:
 async def predict_answer(state: AppState, exchange: Exchange, name: str) -> Answer:
     """Answer ``POST /v1/models/<name>:predict``."""
     timeout_s = request_timeout_s(state.settings, exchange)
-    body = decode_json(await exchange.read_body())
+    body = decode_json(await read_body(exchange, state.settings.max_body_bytes))
 
     def parse(manifest: Manifest) -> NDArray[np.float64]:
         instances = body.get("instances") if isinstance(body, dict) else None

@@ -1,6 +1,7 @@
 """Open Inference Protocol (V2) REST routes, as KServe, Triton and MLServer clients speak them
 (https://github.com/kserve/open-inference-protocol): health, server and model metadata, model
-readiness and inference.
+readiness and inference, plus Triton's model configuration (``/config``) and binary tensor
+extension, in and out.
 
 :func:`infer_answer` is the inference route; the ASGI prediction path calls it directly, and the
 Quart views call it for the requests that path leaves to Quart.
@@ -9,14 +10,18 @@ Quart views call it for the requests that path leaves to Quart.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from typing import Any
 
 import orjson
+from numpy.typing import NDArray
 from quart import Blueprint
 from quart import Response
 
 from service import __version__
 from service.errors import InvalidInputError
 from service.errors import UnsupportedMediaTypeError
+from service.http.encoding import read_body
 from service.http.exchange import Exchange
 from service.http.exchange import current_exchange
 from service.http.predicting import model_headers
@@ -32,8 +37,12 @@ from service.http.responses import mimetype_of
 from service.http.responses import to_response
 from service.http.state import AppState
 from service.http.state import get_state
+from service.loading import ServedVersion
+from service.v2codec import InferenceRequest
 from service.v2codec import decode_request
+from service.v2codec import encode_binary_output
 from service.v2codec import encode_output
+from service.v2codec import model_config
 from service.v2codec import model_metadata
 from service.v2codec import split_binary_body
 
@@ -42,12 +51,13 @@ __all__ = ["EXTENSIONS", "SERVER_NAME", "blueprint", "infer_answer"]
 blueprint = Blueprint("v2", __name__)
 
 SERVER_NAME = "prediction-service"
-EXTENSIONS = ("model_repository",)
-"""Protocol extensions served besides the core API (``/v2/repository/...``)."""
+EXTENSIONS = ("binary_tensor_data", "model_repository")
+"""Protocol extensions served besides the core API (Triton's names)."""
 # Triton's binary tensor extension: the JSON header's length, raw tensor bytes after it.
 BINARY_HEADER = "Inference-Header-Content-Length"
 _BINARY_KEY = BINARY_HEADER.lower()
 _BINARY_MIMETYPES = frozenset({"", "application/json", "application/octet-stream"})
+_OCTET_STREAM = "application/octet-stream"
 
 
 @blueprint.get("/v2")
@@ -81,6 +91,25 @@ async def model_metadata_route(name: str, version: str | None = None) -> Respons
     return json_response(model_metadata(served.manifest, versions, served.engine))
 
 
+@blueprint.get("/v2/models/<name>/config")
+@blueprint.get("/v2/models/<name>/versions/<version>/config")
+async def model_config_route(name: str, version: str | None = None) -> Response:
+    """The model's configuration in Triton's JSON shape (``get_model_config``, perf_analyzer)."""
+    state = get_state()
+    served = state.registry.resolve(name, parse_version(version))
+    settings = state.settings
+    return json_response(
+        model_config(
+            served.manifest,
+            max_request_rows=settings.max_request_rows,
+            max_batch_rows=settings.max_batch_rows,
+            max_wait_ms=settings.max_wait_ms,
+            instances=settings.max_concurrent_batches,
+            engine=served.engine,
+        )
+    )
+
+
 @blueprint.get("/v2/models/<name>/ready")
 @blueprint.get("/v2/models/<name>/versions/<version>/ready")
 async def model_ready(name: str, version: str | None = None) -> Response:
@@ -101,7 +130,7 @@ async def infer_answer(
     """Answer ``POST /v2/models/<name>[/versions/<version>]/infer``."""
     pinned = parse_version(version)
     timeout_s = request_timeout_s(state.settings, exchange)
-    body, binary = await _read_body(exchange)
+    body, binary = await _read_body(state, exchange)
     served, decoded = resolve_and_parse(
         state,
         exchange,
@@ -130,6 +159,8 @@ async def infer_answer(
     }
     if decoded.id is not None:
         payload["id"] = decoded.id
+    if decoded.binary_outputs:
+        return _binary_answer(payload, decoded, results, served)
     payload["outputs"] = [
         encode_output(output, result, manifest)
         for output, result in zip(decoded.outputs, results, strict=True)
@@ -137,27 +168,50 @@ async def infer_answer(
     return json_answer(payload, headers=model_headers(served))
 
 
-async def _read_body(exchange: Exchange) -> tuple[object, bytes]:
+def _binary_answer(
+    payload: dict[str, object],
+    decoded: InferenceRequest,
+    results: Sequence[NDArray[Any]],
+    served: ServedVersion,
+) -> Answer:
+    """The response of the binary tensor extension: the JSON header, then the binary outputs'
+    bytes in the order the header lists them."""
+    manifest = served.manifest
+    outputs: list[dict[str, object]] = []
+    chunks: list[bytes] = []
+    for output, result in zip(decoded.outputs, results, strict=True):
+        if output in decoded.binary_outputs:
+            tensor, raw = encode_binary_output(output, result, manifest)
+            outputs.append(tensor)
+            chunks.append(raw)
+        else:
+            outputs.append(encode_output(output, result, manifest))
+    payload["outputs"] = outputs
+    header = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+    headers = {**model_headers(served), BINARY_HEADER: str(len(header))}
+    return Answer(200, b"".join([header, *chunks]), tuple(headers.items()), _OCTET_STREAM)
+
+
+async def _read_body(state: AppState, exchange: Exchange) -> tuple[object, bytes]:
     """The JSON request and any binary tensor data after it; no Content-Type reads as JSON.
 
     Raises:
         UnsupportedMediaTypeError: a Content-Type that is neither JSON nor, with binary data,
             ``application/octet-stream``.
-        InvalidInputError: a compressed or malformed body.
+        UnsupportedEncodingError: a Content-Encoding other than gzip, deflate and identity.
+        BodyTooLargeError: a compressed body that inflates past the body size limit.
+        InvalidInputError: a malformed body.
     """
-    encoding = (exchange.headers.get("content-encoding") or "identity").strip().lower()
-    if encoding != "identity":
-        raise InvalidInputError(
-            f"Content-Encoding {encoding[:20]!r} is not supported; send the body uncompressed."
-        )
+    max_bytes = state.settings.max_body_bytes
     header_length = exchange.headers.get(_BINARY_KEY)
     if header_length is None:
-        return decode_json(await exchange.read_body()), b""
+        return decode_json(await read_body(exchange, max_bytes)), b""
     content_type = exchange.headers.get("content-type")
     mimetype = mimetype_of(content_type)
     if mimetype not in _BINARY_MIMETYPES and not mimetype.endswith("+json"):
         raise UnsupportedMediaTypeError(content_type)
-    raw = await exchange.read_body()
+    # The header's length counts the decoded body's bytes, as tritonclient compresses it whole.
+    raw = await read_body(exchange, max_bytes)
     header, binary = split_binary_body(raw, header_length.strip())
     try:
         return orjson.loads(header), binary

@@ -122,8 +122,8 @@ def test_infer_fp32(
 def test_infer_binary_data(
     client: triton.InferenceServerClient, model: Any, X: np.ndarray[Any, Any]
 ) -> None:
-    """infer with tritonclient's default binary tensor data is answered the same."""
-    outputs = [triton.InferRequestedOutput("predict")]  # asks for binary, gets JSON: fine
+    """infer with tritonclient's defaults (binary tensors both ways) is answered the same."""
+    outputs = [triton.InferRequestedOutput("predict")]
 
     result = client.infer("iris", [matrix(X, "FP64", binary=True)], outputs=outputs)
 
@@ -172,4 +172,74 @@ def test_error_reaches_client(client: triton.InferenceServerClient) -> None:
 
     assert "Input 'input-0' must have shape [N, 4] (N rows of 4 features), got [1, 3]." == (
         raised.value.message()
+    )
+
+
+def test_model_config(client: triton.InferenceServerClient) -> None:
+    """get_model_config answers Triton's config shape: batching along the first dimension."""
+    config = client.get_model_config("iris", "1")
+
+    assert (
+        "iris",
+        1024,
+        [("input-0", "TYPE_FP64", [4])],
+        [("predict", "TYPE_INT64", [1]), ("predict_proba", "TYPE_FP64", [3])],
+        True,
+    ) == (
+        config["name"],
+        config["max_batch_size"],
+        [(t["name"], t["data_type"], t["dims"]) for t in config["input"]],
+        [(t["name"], t["data_type"], t["dims"]) for t in config["output"]],
+        "dynamic_batching" in config,
+    )
+
+
+@pytest.mark.parametrize("output", ["predict", "predict_proba"])
+def test_binary_outputs_equal_json_outputs(
+    client: triton.InferenceServerClient, X: np.ndarray[Any, Any], output: str
+) -> None:
+    """InferRequestedOutput(binary_data=True) round-trips the values JSON data gives."""
+    binary = client.infer(
+        "iris", [matrix(X, "FP64")], outputs=[triton.InferRequestedOutput(output)]
+    )
+    json = client.infer(
+        "iris",
+        [matrix(X, "FP64")],
+        outputs=[triton.InferRequestedOutput(output, binary_data=False)],
+    )
+
+    assert ({"binary_data_size": binary.as_numpy(output).nbytes}, None) == (
+        binary.get_output(output)["parameters"],
+        json.get_output(output).get("parameters"),
+    )
+    assert json.as_numpy(output).tolist() == binary.as_numpy(output).tolist()
+
+
+def test_default_outputs_are_binary(
+    client: triton.InferenceServerClient, model: Any, X: np.ndarray[Any, Any]
+) -> None:
+    """infer without outputs (binary_data_output) answers predict as binary data."""
+    result = client.infer("iris", [matrix(X, "FP64", binary=True)])
+
+    assert (True, model.predict(X).tolist()) == (
+        "binary_data_size" in result.get_output("predict")["parameters"],
+        result.as_numpy("predict").tolist(),
+    )
+
+
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_compression_both_ways(
+    client: triton.InferenceServerClient, model: Any, X: np.ndarray[Any, Any], algorithm: str
+) -> None:
+    """tritonclient's request and response compression round-trip (a large response)."""
+    result = client.infer(
+        "iris",
+        [matrix(X, "FP64", binary=True)],
+        outputs=[triton.InferRequestedOutput("predict_proba", binary_data=False)],
+        request_compression_algorithm=algorithm,
+        response_compression_algorithm=algorithm,
+    )
+
+    np.testing.assert_allclose(
+        model.predict_proba(X), result.as_numpy("predict_proba"), rtol=0, atol=1e-12
     )

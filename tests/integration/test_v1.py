@@ -156,3 +156,10 @@ async def test_get_on_predict_is_not_predict(client: Client) -> None:
         response.status_code,
         await response.get_json(),
     )
+
+
+async def test_root_is_v1_liveness(client: Client) -> None:
+    """GET / answers {"status": "alive"}, the V1 liveness check of KServe's SDK."""
+    response = await client.get("/")
+
+    assert (200, {"status": "alive"}) == (response.status_code, await response.get_json())

@@ -62,7 +62,7 @@ async def test_server_metadata(client: Client) -> None:
     expected = {
         "name": "prediction-service",
         "version": __version__,
-        "extensions": ["model_repository"],
+        "extensions": ["binary_tensor_data", "model_repository"],
     }
     assert expected == await response.get_json()
 
@@ -449,17 +449,6 @@ async def test_binary_body_with_text_content_type_rejected(client: Client) -> No
     )
 
 
-async def test_compressed_body_rejected(client: Client) -> None:
-    """A compressed body is 400 naming the encoding, not a confusing JSON error."""
-    response = await client.post(
-        "/v2/models/iris/infer", data=b"\x1f\x8b", headers={"Content-Encoding": "gzip"}
-    )
-
-    assert (400, "Content-Encoding 'gzip' is not supported; send the body uncompressed.") == (
-        await error_of(response)
-    )
-
-
 async def test_too_many_rows(store_root: Path) -> None:
     """A tensor with more rows than PREDICTION_MAX_REQUEST_ROWS is 413."""
     app = create_app(Settings(model_store=store_root, max_request_rows=1))
@@ -580,3 +569,127 @@ async def test_protocols_share_batches(store_root: Path) -> None:
         registry.get_sample_value("prediction_batch_rows_sum", {"model": "iris"}),
         registry.get_sample_value("prediction_batch_rows_count", {"model": "iris"}),
     )
+
+
+def split_binary_response(response_body: bytes, header_length: str) -> tuple[Any, bytes]:
+    length = int(header_length)
+    return orjson.loads(response_body[:length]), response_body[length:]
+
+
+async def test_binary_outputs(client: Client, store_root: Path) -> None:
+    """binary_data_output answers each output as raw little-endian bytes after the JSON header,
+    with Inference-Header-Content-Length and the same values as JSON."""
+    X, _ = load_iris(return_X_y=True)
+    model = ModelStore(store_root).load("iris", 1).model
+    body = {
+        "inputs": [matrix_input(X.tolist())],
+        "outputs": [{"name": "predict"}, {"name": "predict_proba"}],
+        "parameters": {"binary_data_output": True},
+    }
+
+    response = await infer(client, body)
+    header, raw = split_binary_response(
+        await response.get_data(), response.headers["Inference-Header-Content-Length"]
+    )
+
+    n = len(X)
+    assert ("application/octet-stream", "iris", "1") == (
+        response.mimetype,
+        header["model_name"],
+        header["model_version"],
+    )
+    assert [
+        {
+            "name": "predict",
+            "datatype": "INT64",
+            "shape": [n],
+            "parameters": {"binary_data_size": 8 * n},
+        },
+        {
+            "name": "predict_proba",
+            "datatype": "FP64",
+            "shape": [n, 3],
+            "parameters": {"binary_data_size": 24 * n},
+        },
+    ] == header["outputs"]
+    assert model.predict(X).tolist() == np.frombuffer(raw[: 8 * n], "<i8").tolist()
+    np.testing.assert_allclose(
+        model.predict_proba(X),
+        np.frombuffer(raw[8 * n :], "<f8").reshape(n, 3),
+        rtol=0,
+        atol=1e-12,
+    )
+
+
+async def test_binary_and_json_outputs_mixed(client: Client) -> None:
+    """Per-output binary_data picks which outputs are binary; the others keep JSON data."""
+    body = {
+        "inputs": [matrix_input([SETOSA, VIRGINICA])],
+        "outputs": [
+            {"name": "predict", "parameters": {"binary_data": False}},
+            {"name": "predict_proba", "parameters": {"binary_data": True}},
+        ],
+    }
+
+    response = await infer(client, body)
+    header, raw = split_binary_response(
+        await response.get_data(), response.headers["Inference-Header-Content-Length"]
+    )
+
+    assert ([0, 2], {"binary_data_size": 48}, 48) == (
+        header["outputs"][0]["data"],
+        header["outputs"][1]["parameters"],
+        len(raw),
+    )
+
+
+async def test_json_outputs_without_binary_header(client: Client) -> None:
+    """Without binary flags the response is plain JSON with no Inference-Header-Content-Length."""
+    response = await infer(client, {"inputs": [matrix_input([SETOSA])]})
+
+    assert ("application/json", None, iris_answer([0])) == (
+        response.mimetype,
+        response.headers.get("Inference-Header-Content-Length"),
+        await response.get_json(),
+    )
+
+
+@pytest.mark.parametrize("path", ["/v2/models/iris/config", "/v2/models/iris/versions/1/config"])
+async def test_model_config(client: Client, path: str) -> None:
+    """The model config is Triton's JSON: max_batch_size is the per-request row limit, dims
+    exclude the batch dimension, and dynamic batching is on."""
+    response = await client.get(path)
+    config = await response.get_json()
+
+    assert (
+        200,
+        "iris",
+        "scikit-learn",
+        1024,
+        [{"name": "input-0", "data_type": "TYPE_FP64", "dims": [4]}],
+        ["predict", "predict_proba"],
+        {"preferred_batch_size": [], "max_queue_delay_microseconds": 0, "preserve_ordering": False},
+    ) == (
+        response.status_code,
+        config["name"],
+        config["platform"],
+        config["max_batch_size"],
+        [{k: t[k] for k in ("name", "data_type", "dims")} for t in config["input"]],
+        [t["name"] for t in config["output"]],
+        config["dynamic_batching"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/v2/models/nope/config", 404),
+        ("/v2/models/iris/versions/9/config", 404),
+        ("/v2/models/iris/versions/x/config", 400),
+    ],
+)
+async def test_model_config_unknown(client: Client, path: str, status: int) -> None:
+    """An unknown model or version is 404, a malformed version 400."""
+    response = await client.get(path)
+
+    assert status == response.status_code

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,9 @@ from service.errors import InvalidInputError
 from service.errors import TooManyRowsError
 from service.store import Manifest
 from service.v2codec import decode_request
+from service.v2codec import encode_binary_output
 from service.v2codec import encode_output
+from service.v2codec import model_config
 from service.v2codec import model_metadata
 from service.v2codec import predict_datatype
 from service.v2codec import split_binary_body
@@ -213,6 +216,88 @@ class TestBinaryData:
         assert (b'{"a":1}', b"\x01\x02") == split_binary_body(b'{"a":1}\x01\x02', "7")
 
 
+class TestBinaryOutputs:
+    def test_none_by_default(self) -> None:
+        """Without binary parameters every output is answered as JSON."""
+        decoded = decode([tensor([1, 2, 3], [1, 3])], outputs=[{"name": "predict"}])
+
+        assert frozenset() == decoded.binary_outputs
+
+    def test_binary_data_output_covers_the_default_output(self) -> None:
+        """binary_data_output with no outputs listed makes predict binary (tritonclient's way)."""
+        decoded = decode([tensor([1, 2, 3], [1, 3])], parameters={"binary_data_output": True})
+
+        assert (("predict",), frozenset({"predict"})) == (
+            decoded.outputs,
+            decoded.binary_outputs,
+        )
+
+    def test_per_output_binary_data_wins(self) -> None:
+        """An output's binary_data overrides the request's binary_data_output."""
+        outputs = [
+            {"name": "predict", "parameters": {"binary_data": False}},
+            {"name": "predict_proba"},
+        ]
+
+        decoded = decode(
+            [tensor([1, 2, 3], [1, 3])],
+            outputs=outputs,
+            parameters={"binary_data_output": True},
+        )
+
+        assert frozenset({"predict_proba"}) == decoded.binary_outputs
+
+    @pytest.mark.parametrize(
+        ("body", "message"),
+        [
+            ({"parameters": {"binary_data_output": 1}}, '"binary_data_output" must be true'),
+            (
+                {"outputs": [{"name": "predict", "parameters": {"binary_data": "yes"}}]},
+                "Output 'predict' parameter \"binary_data\" must be true or false.",
+            ),
+        ],
+    )
+    def test_flags_must_be_booleans(self, body: dict[str, Any], message: str) -> None:
+        """The binary flags are booleans; anything else is 400 naming the flag."""
+        with pytest.raises(InvalidInputError, match=re.escape(message)):
+            decode([tensor([1, 2, 3], [1, 3])], **body)
+
+    def test_encode_numbers_little_endian(self) -> None:
+        """Binary FP64 data is the values' little-endian bytes, sized in binary_data_size."""
+        proba = np.array([[0.25, 0.75], [1.0, 0.0]])
+
+        header, raw = encode_binary_output("predict_proba", proba, manifest())
+
+        assert (
+            {
+                "name": "predict_proba",
+                "datatype": "FP64",
+                "shape": [2, 2],
+                "parameters": {"binary_data_size": 32},
+            },
+            proba.astype("<f8").tobytes(),
+        ) == (header, raw)
+
+    def test_encode_bool_one_byte_each(self) -> None:
+        """BOOL elements are one byte each, 1 for true."""
+        header, raw = encode_binary_output(
+            "predict", np.array([True, False]), manifest(classes=(False, True))
+        )
+
+        assert ("BOOL", b"\x01\x00") == (header["datatype"], raw)
+
+    def test_encode_bytes_length_prefixed(self) -> None:
+        """BYTES elements are each a 4-byte little-endian length, then the UTF-8 text."""
+        header, raw = encode_binary_output(
+            "predict", np.array(["cat", "é"]), manifest(classes=("cat", "é"))
+        )
+
+        assert ("BYTES", b"\x03\x00\x00\x00cat\x02\x00\x00\x00\xc3\xa9") == (
+            header["datatype"],
+            raw,
+        )
+
+
 class TestOutputs:
     @pytest.mark.parametrize(
         ("classes", "datatype"),
@@ -284,3 +369,60 @@ class TestOutputs:
                 "engine": "trees",
             },
         } == metadata
+
+
+class TestModelConfig:
+    def test_triton_shape(self) -> None:
+        """The config batches along the first dimension: max_batch_size is the request row
+        limit, and dims are the metadata shapes without the batch dimension."""
+        config = model_config(
+            manifest(),
+            max_request_rows=1024,
+            max_batch_rows=256,
+            max_wait_ms=1.5,
+            instances=1,
+            engine="trees",
+        )
+
+        assert (
+            "m",
+            "scikit-learn",
+            1024,
+            [("input-0", "TYPE_FP64", [3], None)],
+            [
+                ("predict", "TYPE_INT64", [1], {"shape": []}),
+                ("predict_proba", "TYPE_FP64", [2], None),
+            ],
+            1500,
+            {
+                "task": {"string_value": "classification"},
+                "max_batch_rows": {"string_value": "256"},
+                "engine": {"string_value": "trees"},
+            },
+        ) == (
+            config["name"],
+            config["platform"],
+            config["max_batch_size"],
+            [
+                (t["name"], t["data_type"], t["dims"], t.get("reshape"))
+                for t in config["input"]  # type: ignore[attr-defined]
+            ],
+            [
+                (t["name"], t["data_type"], t["dims"], t.get("reshape"))
+                for t in config["output"]  # type: ignore[attr-defined]
+            ],
+            config["dynamic_batching"]["max_queue_delay_microseconds"],  # type: ignore[index]
+            config["parameters"],
+        )
+
+    def test_string_labels_are_type_string(self) -> None:
+        """BYTES tensors are TYPE_STRING in a config, as Triton names them."""
+        config = model_config(
+            manifest(classes=("cat", "dog")),
+            max_request_rows=8,
+            max_batch_rows=8,
+            max_wait_ms=0,
+            instances=1,
+        )
+
+        assert "TYPE_STRING" == config["output"][0]["data_type"]  # type: ignore[index]
