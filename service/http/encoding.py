@@ -36,8 +36,9 @@ _GZIP_WBITS: Final = 31
 _ZLIB_WBITS: Final = 15
 _RAW_WBITS: Final = -15
 _CODING_NAMES: Final = {"gzip": "gzip", "x-gzip": "gzip", "deflate": "deflate"}
-# Level 1 compresses numeric JSON to about a quarter at several times level 6's speed, and the
-# compression runs on the event loop.
+# Compression runs on the event loop. Level 1 packs prediction JSON nearly as tight as level 6
+# (measured: 23% vs 19% of 1024 labels, 49% vs 47% of 1024x3 probabilities) in 1/3 to 1/5 of the
+# CPU time (18 vs 51 us, 0.77 vs 3.8 ms).
 _LEVEL: Final = 1
 
 
