@@ -7,8 +7,9 @@ with ``Accept-Encoding`` naming the ones accepted (RFC 9110 §15.5.16).
 
 Responses of at least ``gzip_min_bytes`` are compressed when the client's ``Accept-Encoding``
 allows gzip or deflate; the ASGI prediction path and the Quart app's ``after_request`` hook both
-decide through :func:`response_coding` and :func:`compress`. Everything here is pure and runs
-on the event loop's thread.
+decide through :func:`response_coding` and :func:`compress`. Threads: everything here runs on
+the event loop's thread; a body's inflation is bounded by the body limit, its compression by the
+response's size.
 """
 
 from __future__ import annotations
