@@ -142,6 +142,11 @@ class TestValidation:
                 "0",
                 "PREDICTION_THREADS_PER_WORKER has value 0; expected an integer from 1 to 1024.",
             ),
+            (
+                "PREDICTION_GZIP_MIN_BYTES",
+                "-1",
+                "PREDICTION_GZIP_MIN_BYTES has value -1; expected an integer >= 0.",
+            ),
         ],
     )
     def test_bad_value_names_variable_and_value(
