@@ -18,8 +18,9 @@ unchanged, and Quart serves those same routes through the same route functions.
 What a request gets is the Quart views': the route functions (``flask_routes.answer``,
 ``v2.infer_answer``, ``v1.predict_answer``), the one error table (``errors.answer_for``), an
 :class:`~service.http.exchange.Exchange` for the metrics and the access log, ``X-Request-ID``,
-the body size limit (413 and ``Connection: close``) and time-out (408), and a client that hangs
-up cancels its request, which leaves the batch queue, as Quart's cancellation does.
+the body size limit (413 and ``Connection: close``) and time-out (408), a client that hangs
+up cancels its request, which leaves the batch queue, as Quart's cancellation does, and with
+tracing on the server span and the response's ``traceparent``.
 
 Threads: everything here runs on the event loop's thread.
 """
@@ -193,6 +194,7 @@ class PredictionPath:
         self._state = state
         self._max_body_bytes = state.settings.max_body_bytes
         self._body_timeout_s = body_timeout_s
+        self._tracing = state.tracing
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -229,34 +231,42 @@ class PredictionPath:
             query=_query(query) if query else {},
             read_body=inbound.read_body,
         )
+        if self._tracing is not None:
+            exchange.span = self._tracing.start_request(
+                "POST",
+                route.template,
+                scope["path"],  # type: ignore[typeddict-item]
+                headers,
+                exchange.request_id,
+            )
         try:
             answer = await route.answer(self._state, exchange, params)
         except _DisconnectedError:
+            if exchange.span is not None:
+                exchange.span.abandon()
             return  # as under Quart: nobody to answer, nothing counted
         except asyncio.CancelledError:
             if not inbound.gone:
                 raise
             asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            if exchange.span is not None:
+                exchange.span.abandon()
             return
         except Exception as error:
             answer = answer_for(error)
         finally:
             inbound.stop_watching()
         finish(self._state, exchange, answer.status)
+        response_headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(answer.body)).encode()),
+            *[(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers],
+            (b"x-request-id", exchange.request_id.encode()),
+        ]
+        if exchange.span is not None:
+            response_headers.append((b"traceparent", exchange.span.traceparent.encode()))
         await send(
-            {
-                "type": "http.response.start",
-                "status": answer.status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(answer.body)).encode()),
-                    *[
-                        (k.lower().encode("latin-1"), v.encode("latin-1"))
-                        for k, v in answer.headers
-                    ],
-                    (b"x-request-id", exchange.request_id.encode()),
-                ],
-            }
+            {"type": "http.response.start", "status": answer.status, "headers": response_headers}
         )
         await send({"type": "http.response.body", "body": answer.body, "more_body": False})
 
