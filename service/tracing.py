@@ -83,10 +83,12 @@ _GETTER = _HeaderGetter()
 class RequestSpan:
     """The server span of one HTTP request."""
 
-    __slots__ = ("span",)
+    __slots__ = ("ended", "span")
 
     def __init__(self, span: Span) -> None:
         self.span = span
+        self.ended = False
+        """Whether `end` or `abandon` ended it (the SDK warns about a second end)."""
 
     @property
     def traceparent(self) -> str:
@@ -113,12 +115,15 @@ class RequestSpan:
             # HTTP semantic conventions: only 5xx marks a server span as failed.
             span.set_attribute("error.type", str(status))
             span.set_status(Status(StatusCode.ERROR))
+        self.ended = True
         span.end()
 
     def abandon(self) -> None:
-        """End the span of a request whose client hung up before its answer."""
-        self.span.set_attribute("prediction.client_gone", True)
-        self.span.end()
+        """End the span, unless ended, of a request whose client hung up before its answer."""
+        if not self.ended:
+            self.ended = True
+            self.span.set_attribute("prediction.client_gone", True)
+            self.span.end()
 
 
 class BatchTracer:

@@ -105,6 +105,7 @@ def create_app(
     else:
         app.before_request(_traced_start(tracing))
         app.after_request(_traced_finish(tracing))
+        app.teardown_request(_traced_teardown)
     # Flask's middleware idiom: the prediction routes' POSTs are served before Quart's dispatch.
     app.asgi_app = PredictionPath(app.asgi_app, state, body_timeout_s=app.config["BODY_TIMEOUT"])  # type: ignore[method-assign]
 
@@ -159,6 +160,13 @@ def _traced_finish(tracing: Tracing) -> Callable[[Response], Awaitable[Response]
         return response
 
     return finish_request
+
+
+async def _traced_teardown(_: BaseException | None) -> None:
+    # A request cancelled because its client hung up skips after_request: its span still ends.
+    exchange: Exchange | None = g.get("exchange")
+    if exchange is not None and exchange.span is not None:
+        exchange.span.abandon()
 
 
 def _traced_exchange(tracing: Tracing) -> Exchange:

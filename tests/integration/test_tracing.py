@@ -169,6 +169,35 @@ class TestRequestSpans:
         assert server.status.is_unset
 
 
+async def test_client_gone_before_its_body_still_ends_the_span(
+    settings: Settings, exporter: InMemorySpanExporter
+) -> None:
+    """On the ASGI path, a client hanging up before its body leaves a span marked client_gone."""
+    app = create_app(settings, tracing=start_tracing([SimpleSpanProcessor(exporter)]))
+    sent: list[object] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: object) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/predict",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"40")],
+        "root_path": "",
+    }
+    async with app.test_app():
+        await app.asgi_app(scope, receive, send)  # type: ignore[arg-type]
+
+    assert [] == sent
+    server = by_name(exporter)["POST /predict"]
+    assert (server.attributes or {})["prediction.client_gone"] is True
+
+
 async def test_access_log_carries_the_trace_id(
     client: Client, exporter: InMemorySpanExporter, caplog: pytest.LogCaptureFixture
 ) -> None:
