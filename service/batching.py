@@ -11,6 +11,7 @@ import operator
 from collections.abc import Awaitable
 from collections.abc import Callable
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import Literal
 from typing import Protocol
@@ -28,6 +29,10 @@ from service.errors import UnavailableError
 from service.rowqueue import Batch
 from service.rowqueue import Request
 from service.rowqueue import RowQueue
+
+if TYPE_CHECKING:  # only a process that traces imports OpenTelemetry (service.tracing)
+    from service.tracing import BatchTracer
+    from service.tracing import RequestSpan
 
 __all__ = ["BatchObserver", "MicroBatcher", "Outcome", "PredictFn"]
 
@@ -122,6 +127,7 @@ class MicroBatcher:
         max_concurrent_batches: int = 1,
         inline_max_rows: int = 0,
         observer: BatchObserver | None = None,
+        tracer: BatchTracer | None = None,
         executor: concurrent.futures.Executor | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         name: str = "batcher",
@@ -137,6 +143,8 @@ class MicroBatcher:
             inline_max_rows: Batches of at most this many rows call ``predict`` on the loop's
                 thread, not in ``executor``; 0 (the default) for none.
             observer: Receives queue, batch and outcome reports (metrics); ``None`` for none.
+            tracer: Makes the queue-wait and model-call spans of traced requests; ``None``
+                when tracing is off, which leaves every path as if tracing did not exist.
             executor: Where ``predict`` runs; ``None`` for the loop's default executor.
             sleep: Sleeps for ``max_wait_s`` timers (tests inject one they control).
             name: Names this batcher in logs and task names.
@@ -163,6 +171,7 @@ class MicroBatcher:
         self._max_concurrent = max_concurrent_batches
         self._inline_max_rows = inline_max_rows
         self._observer: BatchObserver = _NullObserver() if observer is None else observer
+        self._tracer = tracer
         self._executor = executor
         self._sleep = sleep
         self._name = name
@@ -208,12 +217,20 @@ class MicroBatcher:
             self._dispatch_forever(), name=f"{self._name}-dispatch"
         )
 
-    async def submit(self, rows: NDArray[Any], *, timeout_s: float | None = None) -> NDArray[Any]:
+    async def submit(
+        self,
+        rows: NDArray[Any],
+        *,
+        timeout_s: float | None = None,
+        span: RequestSpan | None = None,
+    ) -> NDArray[Any]:
         """Queue ``rows`` for batching and return the model's output for them, in row order.
 
         Args:
             rows: A 2-D array with at least one row.
             timeout_s: Seconds from now after which the caller stops waiting; ``None`` for never.
+            span: The server span of the HTTP request, when tracing: its rows' queue wait
+                becomes a child span, and the model calls that run them link to it.
 
         Returns:
             The model's output rows for ``rows`` (1-D or 2-D, as the model returns them).
@@ -248,6 +265,9 @@ class MicroBatcher:
             deadline = now + timeout_s
 
         request = Request(rows, self._loop.create_future(), now, deadline)
+        if span is not None and self._tracer is not None:
+            request.span = span
+            request.queue_span = self._tracer.queued(span, n_rows)
         self._enqueue(request)
         try:
             if deadline is None:
@@ -259,15 +279,16 @@ class MicroBatcher:
                 async with asyncio.timeout_at(deadline):
                     result = await request.future
         except asyncio.CancelledError:
-            self._give_up(request)
+            self._give_up(request, "cancelled")
             raise
         except TimeoutError:
-            self._give_up(request)
+            self._give_up(request, "timeout")
             self._observer.request_finished("timeout")
             raise DeadlineExceededError(timeout_ms) from None
         except ServiceError as error:
             # A failed chunk of an oversized request may leave its later chunks queued.
             self._queue.drop(request)
+            self._left_queue(request, _outcome(error))
             self._observer.request_finished(_outcome(error))
             raise
         self._observer.request_finished("ok")
@@ -311,14 +332,21 @@ class MicroBatcher:
         ):
             self._wakeup.set()
 
-    def _give_up(self, request: Request) -> None:
+    def _give_up(self, request: Request, outcome: str) -> None:
         """Forget a request whose caller stopped waiting (deadline or cancellation).
 
         Its future is done already (cancelling the task that awaited it cancelled it), so the
         dispatcher and the running batches skip it from now on.
         """
         self._queue.drop(request)
+        self._left_queue(request, outcome)
         self._abandon_hung_batches()
+
+    def _left_queue(self, request: Request, outcome: str) -> None:
+        """End the queue-wait span of a request that left the queue without all its rows run."""
+        if request.queue_span is not None and self._tracer is not None:
+            self._tracer.dequeued(request.queue_span, outcome)
+            request.queue_span = None
 
     def _abandon_hung_batches(self) -> None:
         """Free the slots of running batches that nobody waits for any more."""
@@ -381,6 +409,8 @@ class MicroBatcher:
     def _dispatch(self, now: float) -> None:
         self._reset_timer()
         batch = self._queue.take_batch(now, self._max_batch_rows)
+        if self._tracer is not None:
+            self._end_queue_waits(batch, self._tracer)
         self._observer.batch_started(
             batch.rows, [now - request.enqueued_at for request, _, _ in batch.slices]
         )
@@ -388,6 +418,13 @@ class MicroBatcher:
         # An eager task factory (Python 3.12+) may have run an inline batch to its end already.
         if not task.done():
             self._running[batch] = task
+
+    def _end_queue_waits(self, batch: Batch, tracer: BatchTracer) -> None:
+        """End the queue-wait spans of the requests whose last rows this batch took."""
+        for request, _, _ in batch.slices:
+            if request.queue_span is not None and not request.queued:
+                tracer.dequeued(request.queue_span)
+                request.queue_span = None
 
     # -- running a batch ------------------------------------------------------------------------
 
@@ -407,7 +444,10 @@ class MicroBatcher:
                 self._wakeup.set()
 
     async def _complete(self, batch: Batch) -> None:
-        result = await self._call_model(batch.parts, batch.rows)
+        if self._tracer is None:
+            result = await self._call_model(batch.parts, batch.rows)
+        else:
+            result = await self._traced_call(self._tracer, batch.parts, batch.rows, batch.slices)
         if isinstance(result, np.ndarray):
             offset = 0
             for request, start, stop in batch.slices:
@@ -429,7 +469,12 @@ class MicroBatcher:
         for (request, start, stop), part in zip(batch.slices, batch.parts, strict=True):
             if request.future.done():  # gave up meanwhile: spend no model time on it
                 continue
-            result = await self._call_model([part], stop - start)
+            if self._tracer is None:
+                result = await self._call_model([part], stop - start)
+            else:
+                result = await self._traced_call(
+                    self._tracer, [part], stop - start, [(request, start, stop)]
+                )
             if isinstance(result, np.ndarray):
                 self._answer(request, start, result)
             else:
@@ -454,6 +499,27 @@ class MicroBatcher:
             "%s: the model returned shape %s for %d input rows", self._name, output.shape, rows
         )
         return _WrongRowCountError()
+
+    async def _traced_call(
+        self,
+        tracer: BatchTracer,
+        parts: list[NDArray[Any]],
+        rows: int,
+        slices: Sequence[tuple[Request, int, int]],
+    ) -> NDArray[Any] | Exception:
+        """`_call_model` inside a model-call span linked to the traced requests it serves."""
+        served = [(request.span, stop - start) for request, start, stop in slices if request.span]
+        if not served:  # rows submitted without a request span: nothing to link to
+            return await self._call_model(parts, rows)
+        span = tracer.model_call(served, rows, inline=rows <= self._inline_max_rows)
+        result: NDArray[Any] | Exception | None = None
+        try:
+            result = await self._call_model(parts, rows)
+        finally:
+            # Abandoned or cancelled at close: the call's outcome is unknown.
+            error = result if isinstance(result, Exception) else None
+            tracer.model_returned(span, asyncio.CancelledError() if result is None else error)
+        return result
 
     def _predict_rows(self, parts: list[NDArray[Any]]) -> NDArray[Any] | Exception:
         """Run in a worker thread (or inline): the batch's one concatenate, then the model call.

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import Literal
 
@@ -52,6 +53,10 @@ from service.store import Output
 from service.store import StoreError
 from service.store import UntrustedArtifactError
 from service.store import VersionMismatchError
+
+if TYPE_CHECKING:  # only a process that traces imports OpenTelemetry (service.tracing)
+    from service.tracing import RequestSpan
+    from service.tracing import Tracing
 
 __all__ = [
     "VERSIONS_KEPT",
@@ -109,9 +114,16 @@ class ServedVersion:
         return self.manifest.version
 
     async def infer(
-        self, output: Output, rows: NDArray[np.float64], *, timeout_s: float | None
+        self,
+        output: Output,
+        rows: NDArray[np.float64],
+        *,
+        timeout_s: float | None,
+        span: RequestSpan | None = None,
     ) -> NDArray[Any]:
         """Queue ``rows`` on this version's batcher for ``output`` and await their results.
+
+        ``span`` is the request's server span when tracing (see ``MicroBatcher.submit``).
 
         Raises:
             InvalidInputError: the model has no such output.
@@ -120,7 +132,7 @@ class ServedVersion:
         batcher = self.batchers.get(output)
         if batcher is None:
             raise InvalidInputError(f"Model '{self.name}' has no output '{output}'.")
-        return await batcher.submit(rows, timeout_s=timeout_s)
+        return await batcher.submit(rows, timeout_s=timeout_s, span=span)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +164,7 @@ class ModelLoader:
         store: where artifacts and manifests live.
         settings: batching limits and the version-mismatch policy.
         observer_factory: builds each batcher's observer (metrics); ``None`` for no reporting.
+        tracing: gives each batcher its span tracer; ``None`` when tracing is off.
     """
 
     def __init__(
@@ -160,10 +173,12 @@ class ModelLoader:
         settings: Settings,
         *,
         observer_factory: ObserverFactory | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
         self._observer_factory = observer_factory
+        self._tracing = tracing
         self._lock = threading.Lock()
         self._refused: dict[tuple[str, int], _Refusal] = {}
 
@@ -293,6 +308,9 @@ class ModelLoader:
                 continue
             inline = self._inline_limit(engine.outputs[output], manifest, output, can_inline)
             observer = self._observer_factory(manifest, output) if self._observer_factory else None
+            tracer = None
+            if self._tracing is not None:
+                tracer = self._tracing.batches(manifest.name, manifest.version, output, engine.name)
             batchers[output] = MicroBatcher(
                 engine.outputs[output],
                 max_batch_rows=self._settings.max_batch_rows,
@@ -301,6 +319,7 @@ class ModelLoader:
                 max_concurrent_batches=self._settings.max_concurrent_batches,
                 inline_max_rows=inline.rows,
                 observer=observer,
+                tracer=tracer,
                 name=f"{manifest.name}/{manifest.version}/{output}",
             )
         return ServedVersion(

@@ -114,6 +114,8 @@ def _access_line(message: str, extras: dict[str, Any]) -> str:
         parts.append(f"{served}, {rows} row{'' if rows == 1 else 's'}" if rows else served)
     if extras.get("request_id"):
         parts.append(f"id={extras['request_id']}")
+    if extras.get("trace_id"):
+        parts.append(f"trace={extras['trace_id']}")
     return " ".join(parts)
 
 

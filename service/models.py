@@ -19,6 +19,7 @@ from collections.abc import Collection
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 from typing import Literal
 from typing import Protocol
 
@@ -31,6 +32,9 @@ from service.loading import ObserverFactory
 from service.loading import ServedVersion
 from service.settings import Settings
 from service.store import ModelStore
+
+if TYPE_CHECKING:  # only a process that traces imports OpenTelemetry (service.tracing)
+    from service.tracing import Tracing
 
 __all__ = [
     "IndexEntry",
@@ -80,6 +84,7 @@ class ModelRegistry:
         settings: batching limits, default model, version-mismatch policy, grace period.
         observer_factory: builds each batcher's observer (metrics); ``None`` for no reporting.
         listener: told of every load attempt and of versions starting and stopping serving.
+        tracing: gives the batchers their span tracers; ``None`` when tracing is off.
     """
 
     def __init__(
@@ -89,9 +94,12 @@ class ModelRegistry:
         *,
         observer_factory: ObserverFactory | None = None,
         listener: RegistryListener | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._settings = settings
-        self._loader = ModelLoader(store, settings, observer_factory=observer_factory)
+        self._loader = ModelLoader(
+            store, settings, observer_factory=observer_factory, tracing=tracing
+        )
         self._listener = listener
         # Both replaced wholesale from one plan, so readers never see a half update.
         self._models: Mapping[str, tuple[ServedVersion, ...]] = MappingProxyType({})

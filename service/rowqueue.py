@@ -15,9 +15,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
+from typing import TYPE_CHECKING
 from typing import Any
 
 from numpy.typing import NDArray
+
+if TYPE_CHECKING:  # only a process that traces imports OpenTelemetry (service.tracing)
+    from service.tracing import RequestSpan
+    from service.tracing import Span
 
 __all__ = ["Batch", "Request", "RowQueue"]
 
@@ -42,6 +47,10 @@ class Request:
     """Answered chunks of an oversized request, as ``(first row, output rows)``."""
     answered: int = 0
     """Rows of an oversized request answered so far."""
+    span: RequestSpan | None = None
+    """The server span of the HTTP request, when tracing; model-call spans link to it."""
+    queue_span: Span | None = None
+    """Its ``queue wait`` span while it is open (only the batcher writes it)."""
 
     def is_live(self, now: float) -> bool:
         """Whether its caller still waits at ``now``: future not done, deadline not passed."""

@@ -108,6 +108,9 @@ class Settings:
     scikit-learn on their load-time probes; ``off``: always scikit-learn's own methods."""
     threads_per_worker: int | None = None
     """Threads of each worker's BLAS/OpenMP pools; unset: the cores divided by the workers."""
+    tracing: bool = False
+    """Export OpenTelemetry traces over OTLP/HTTP, configured by the standard ``OTEL_*``
+    variables; off, requests create no span objects at all."""
 
     def __post_init__(self) -> None:
         _check(self.port, "port", lambda v: 0 <= v <= 65535, "an integer from 0 to 65535")

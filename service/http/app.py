@@ -8,6 +8,9 @@ import functools
 import os
 import time
 from collections.abc import AsyncGenerator
+from collections.abc import Awaitable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 from quart import Quart
@@ -26,6 +29,7 @@ from service.http.encoding import compress
 from service.http.encoding import response_coding
 from service.http.errors import register_error_handlers
 from service.http.exchange import REQUEST_ID_HEADER
+from service.http.exchange import TRACEPARENT_HEADER
 from service.http.exchange import UNMATCHED_ROUTE
 from service.http.exchange import Exchange
 from service.http.exchange import finish
@@ -39,6 +43,9 @@ from service.models import ModelRegistry
 from service.settings import Settings
 from service.store import ModelStore
 
+if TYPE_CHECKING:  # only a process that traces imports OpenTelemetry (service.tracing)
+    from service.tracing import Tracing
+
 __all__ = ["create_app"]
 
 
@@ -47,6 +54,7 @@ def create_app(
     *,
     store: ModelStore | None = None,
     metrics_registry: CollectorRegistry | None = None,
+    tracing: Tracing | None = None,
 ) -> Quart:
     """Build the app; models load and batchers start when it starts serving.
 
@@ -56,6 +64,9 @@ def create_app(
         store: defaults to the store at ``settings.model_store``.
         metrics_registry: where the app's metrics live; defaults to a fresh registry, so
             every app (and every test) counts on its own.
+        tracing: the process's tracer; defaults to one exporting over OTLP/HTTP when
+            ``settings.tracing`` is on (it is shut down, flushing its spans, when the app
+            stops serving), else none.
     """
     if settings is None:
         settings = Settings.from_env(os.environ)
@@ -65,6 +76,11 @@ def create_app(
             trusted_types=settings.trusted_types,
             allow_pickle=settings.allow_pickle,
         )
+    if tracing is None and settings.tracing:
+        # Imported only when on: the SDK and its exporter cost ~130 ms and ~12 MB to import.
+        from service.tracing import start_tracing
+
+        tracing = start_tracing()
     metrics = Metrics(
         metrics_registry or CollectorRegistry(), max_batch_rows=settings.max_batch_rows
     )
@@ -72,8 +88,10 @@ def create_app(
     # No static folder: no route of this app serves files from disk.
     app = Quart(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    registry = ModelRegistry(store, settings, observer_factory=metrics.observer, listener=metrics)
-    state = AppState(settings=settings, registry=registry, metrics=metrics)
+    registry = ModelRegistry(
+        store, settings, observer_factory=metrics.observer, listener=metrics, tracing=tracing
+    )
+    state = AppState(settings=settings, registry=registry, metrics=metrics, tracing=tracing)
     state.attach(app)
 
     register_error_handlers(app)
@@ -83,8 +101,14 @@ def create_app(
     app.register_blueprint(v2.blueprint)
     app.register_blueprint(v1.blueprint)
     app.register_blueprint(openapi.blueprint)
-    app.before_request(_start_request)
-    app.after_request(_finish_request)
+    # Chosen once here, so that with tracing off no request pays for a check of it.
+    if tracing is None:
+        app.before_request(_start_request)
+        app.after_request(_finish_request)
+    else:
+        app.before_request(_traced_start(tracing))
+        app.after_request(_traced_finish(tracing))
+        app.teardown_request(_traced_teardown)
     # Flask's middleware idiom: the prediction routes' POSTs are served before Quart's dispatch.
     app.asgi_app = PredictionPath(app.asgi_app, state, body_timeout_s=app.config["BODY_TIMEOUT"])  # type: ignore[method-assign]
 
@@ -101,6 +125,10 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
         await state.registry.aclose(settings.graceful_timeout_s)
+        if tracing is not None:
+            # Exports what is buffered (the drained requests' spans too); blocks up to the
+            # exporter's time-out, so off the loop.
+            await asyncio.to_thread(tracing.shutdown)
         mark_worker_dead(os.getpid())
 
     return app
@@ -140,6 +168,43 @@ def _compress_response(response: Response, exchange: Exchange, min_bytes: int) -
     if coding is not None:
         response.set_data(compress(body.data, coding))
         response.headers["Content-Encoding"] = coding
+
+
+def _traced_start(tracing: Tracing) -> Callable[[], Awaitable[None]]:
+    async def start_request() -> None:
+        g.exchange = _traced_exchange(tracing)
+
+    return start_request
+
+
+def _traced_finish(tracing: Tracing) -> Callable[[Response], Awaitable[Response]]:
+    async def finish_request(response: Response) -> Response:
+        exchange: Exchange = g.get("exchange") or _traced_exchange(tracing)
+        response.headers[REQUEST_ID_HEADER] = exchange.request_id
+        if exchange.span is not None:
+            response.headers[TRACEPARENT_HEADER] = exchange.span.traceparent
+        state = get_state()
+        if state.settings.gzip_min_bytes:
+            _compress_response(response, exchange, state.settings.gzip_min_bytes)
+        finish(state, exchange, response.status_code)
+        return response
+
+    return finish_request
+
+
+async def _traced_teardown(_: BaseException | None) -> None:
+    # A request cancelled because its client hung up skips after_request: its span still ends.
+    exchange: Exchange | None = g.get("exchange")
+    if exchange is not None and exchange.span is not None:
+        exchange.span.abandon()
+
+
+def _traced_exchange(tracing: Tracing) -> Exchange:
+    exchange = _exchange_of_current_request()
+    exchange.span = tracing.start_request(
+        exchange.method, exchange.route, request.path, request.headers, exchange.request_id
+    )
+    return exchange
 
 
 def _exchange_of_current_request() -> Exchange:

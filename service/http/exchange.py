@@ -4,7 +4,9 @@ Every request gets one, whichever layer serves it: the ASGI prediction path
 (``service.http.fastpath``) builds it from the ASGI scope, and a Quart ``before_request`` hook
 builds it for every other route (it lives on ``g`` as ``g.exchange``). The prediction routes
 read the request through it and record on it which model version answered how many rows;
-:func:`finish` turns it into the ``prediction_http_*`` metrics and the access-log record.
+:func:`finish` turns it into the ``prediction_http_*`` metrics and the access-log record. With
+tracing on it carries the request's server span (``service.tracing``), which :func:`finish`
+ends; off, ``span`` stays ``None`` and nothing else changes.
 """
 
 from __future__ import annotations
@@ -16,14 +18,19 @@ import time
 from collections.abc import Awaitable
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from typing import Protocol
 
 from quart import g
 
 from service.http.state import AppState
 
+if TYPE_CHECKING:  # only a process that traces imports OpenTelemetry (service.tracing)
+    from service.tracing import RequestSpan
+
 __all__ = [
     "REQUEST_ID_HEADER",
+    "TRACEPARENT_HEADER",
     "UNMATCHED_ROUTE",
     "Exchange",
     "Lookup",
@@ -37,6 +44,8 @@ ACCESS_LOGGER = "service.access"
 access_log = logging.getLogger(ACCESS_LOGGER)
 
 REQUEST_ID_HEADER = "X-Request-ID"
+# W3C Trace Context: the server span's id goes back to the caller (with tracing on).
+TRACEPARENT_HEADER = "traceparent"
 # Echo only ids that are safe in logs and headers; anything else gets a fresh one.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 # The route label of requests no route matched: a constant, so paths never become labels.
@@ -70,6 +79,8 @@ class Exchange:
     model: str | None = None
     version: int | None = None
     rows: int | None = None
+    span: RequestSpan | None = None
+    """The request's server span when tracing is on."""
 
     def served_by(self, name: str, version: int) -> None:
         """Record the model version that answers (or refuses) this request."""
@@ -102,7 +113,23 @@ def finish(state: AppState, exchange: Exchange, status: int) -> None:
     """Count the answered request and write its access-log record."""
     duration_s = time.perf_counter() - exchange.started_s
     state.metrics.observe_http(exchange.method, exchange.route, status, duration_s)
+    span = exchange.span
+    if span is not None:
+        span.end(status, exchange.model, exchange.version, exchange.rows)
     if state.settings.access_log and access_log.isEnabledFor(logging.INFO):
+        extra: dict[str, object] = {
+            "request_id": exchange.request_id,
+            "method": exchange.method,
+            "route": exchange.route,
+            "status": status,
+            "duration_ms": round(duration_s * 1000, 3),
+            "model": exchange.model,
+            "version": exchange.version,
+            "rows": exchange.rows,
+        }
+        if span is not None:
+            # The same id as in the trace backend, so a log line leads to its trace.
+            extra["trace_id"] = span.trace_id
         # makeRecord + handle is what Logger.info does, minus the caller lookup (a stack walk
         # for a file and line no formatter of ours prints).
         access_log.handle(
@@ -114,15 +141,6 @@ def finish(state: AppState, exchange: Exchange, status: int) -> None:
                 "%s %s %d",
                 (exchange.method, exchange.route, status),
                 None,
-                extra={
-                    "request_id": exchange.request_id,
-                    "method": exchange.method,
-                    "route": exchange.route,
-                    "status": status,
-                    "duration_ms": round(duration_s * 1000, 3),
-                    "model": exchange.model,
-                    "version": exchange.version,
-                    "rows": exchange.rows,
-                },
+                extra=extra,
             )
         )

@@ -19,8 +19,9 @@ What a request gets is the Quart views': the route functions (``flask_routes.ans
 ``v2.infer_answer``, ``v1.predict_answer``), the one error table (``errors.answer_for``), an
 :class:`~service.http.exchange.Exchange` for the metrics and the access log, ``X-Request-ID``,
 the body size limit (413 and ``Connection: close``) and time-out (408), compressed bodies both
-ways (``service.http.encoding``), and a client that hangs up cancels its request, which leaves
-the batch queue, as Quart's cancellation does.
+ways (``service.http.encoding``), a client that hangs up cancels its request, which leaves the
+batch queue, as Quart's cancellation does, and with tracing on the server span and the
+response's ``traceparent``.
 
 Threads: everything here runs on the event loop's thread.
 """
@@ -201,6 +202,7 @@ class PredictionPath:
         self._max_body_bytes = state.settings.max_body_bytes
         self._gzip_min_bytes = state.settings.gzip_min_bytes
         self._body_timeout_s = body_timeout_s
+        self._tracing = state.tracing
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -237,14 +239,26 @@ class PredictionPath:
             query=_query(query) if query else {},
             read_body=inbound.read_body,
         )
+        if self._tracing is not None:
+            exchange.span = self._tracing.start_request(
+                "POST",
+                route.template,
+                scope["path"],  # type: ignore[typeddict-item]
+                headers,
+                exchange.request_id,
+            )
         try:
             answer = await route.answer(self._state, exchange, params)
         except _DisconnectedError:
+            if exchange.span is not None:
+                exchange.span.abandon()
             return  # as under Quart: nobody to answer, nothing counted
         except asyncio.CancelledError:
             if not inbound.gone:
                 raise
             asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            if exchange.span is not None:
+                exchange.span.abandon()
             return
         except Exception as error:
             answer = answer_for(error)
@@ -260,6 +274,8 @@ class PredictionPath:
             *[(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers],
             (b"x-request-id", exchange.request_id.encode()),
         ]
+        if exchange.span is not None:
+            response_headers.append((b"traceparent", exchange.span.traceparent.encode()))
         min_bytes = self._gzip_min_bytes
         if min_bytes:
             response_headers.append(_VARY)

@@ -64,7 +64,7 @@ async def answer(state: AppState, exchange: Exchange, output: Output) -> Answer:
         ),
     )
     exchange.rows = len(matrix)
-    result = await served.infer(output, matrix, timeout_s=timeout_s)
+    result = await served.infer(output, matrix, timeout_s=timeout_s, span=exchange.span)
     if output == "predict":
         payload: dict[str, object] = {"prediction": result.tolist()}
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from quart import Quart
 from quart import current_app
@@ -11,6 +12,9 @@ from service.errors import ShuttingDownError
 from service.metrics import Metrics
 from service.models import ModelRegistry
 from service.settings import Settings
+
+if TYPE_CHECKING:  # only a process that traces imports OpenTelemetry (service.tracing)
+    from service.tracing import Tracing
 
 __all__ = ["AppState", "get_state"]
 
@@ -24,6 +28,8 @@ class AppState:
     settings: Settings
     registry: ModelRegistry
     metrics: Metrics
+    tracing: Tracing | None = None
+    """This process's tracer when ``PREDICTION_TRACING`` is on."""
     draining: bool = False
     """Set on SIGTERM: readiness turns 503 while accepted requests finish."""
 

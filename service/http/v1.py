@@ -62,7 +62,7 @@ async def predict_answer(state: AppState, exchange: Exchange, name: str) -> Answ
 
     served, matrix = resolve_and_parse(state, exchange, name, None, parse)
     exchange.rows = len(matrix)
-    result = await served.infer("predict", matrix, timeout_s=timeout_s)
+    result = await served.infer("predict", matrix, timeout_s=timeout_s, span=exchange.span)
     return json_answer({"predictions": result.tolist()}, headers=model_headers(served))
 
 

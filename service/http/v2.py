@@ -143,13 +143,17 @@ async def infer_answer(
     manifest = served.manifest
     exchange.rows = len(decoded.matrix)
     if len(decoded.outputs) == 1:
-        results = [await served.infer(decoded.outputs[0], decoded.matrix, timeout_s=timeout_s)]
+        results = [
+            await served.infer(
+                decoded.outputs[0], decoded.matrix, timeout_s=timeout_s, span=exchange.span
+            )
+        ]
     else:
         # gather schedules both submissions before anything else runs: same version, one batch
         # round each.
         results = await asyncio.gather(
             *(
-                served.infer(output, decoded.matrix, timeout_s=timeout_s)
+                served.infer(output, decoded.matrix, timeout_s=timeout_s, span=exchange.span)
                 for output in decoded.outputs
             )
         )

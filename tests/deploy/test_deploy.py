@@ -603,6 +603,16 @@ def test_compose_runs_the_service_prometheus_and_grafana() -> None:
     assert "5000:5000" in service["ports"]
 
 
+def test_compose_sends_traces_to_its_jaeger() -> None:
+    """compose.yaml turns tracing on and points the OTLP/HTTP exporter at its Jaeger's 4318."""
+    services = _load_yaml(DEPLOY / "compose.yaml")["services"]
+    environment = services["prediction-service"]["environment"]
+    assert environment["PREDICTION_TRACING"] == "true"
+    assert environment["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
+    assert services["jaeger"]["image"].startswith("jaegertracing/jaeger:2.")
+    assert "127.0.0.1:16686:16686" in services["jaeger"]["ports"]
+
+
 def test_compose_mounts_exist() -> None:
     """Every host path compose.yaml mounts for Prometheus and Grafana exists in deploy/."""
     services = _load_yaml(DEPLOY / "compose.yaml")["services"]
