@@ -444,10 +444,7 @@ class MicroBatcher:
                 self._wakeup.set()
 
     async def _complete(self, batch: Batch) -> None:
-        if self._tracer is None:
-            result = await self._call_model(batch.parts, batch.rows)
-        else:
-            result = await self._traced_call(self._tracer, batch.parts, batch.rows, batch.slices)
+        result = await self._call(batch.parts, batch.rows, batch.slices)
         if isinstance(result, np.ndarray):
             offset = 0
             for request, start, stop in batch.slices:
@@ -469,12 +466,7 @@ class MicroBatcher:
         for (request, start, stop), part in zip(batch.slices, batch.parts, strict=True):
             if request.future.done():  # gave up meanwhile: spend no model time on it
                 continue
-            if self._tracer is None:
-                result = await self._call_model([part], stop - start)
-            else:
-                result = await self._traced_call(
-                    self._tracer, [part], stop - start, [(request, start, stop)]
-                )
+            result = await self._call([part], stop - start, [(request, start, stop)])
             if isinstance(result, np.ndarray):
                 self._answer(request, start, result)
             else:
@@ -500,14 +492,14 @@ class MicroBatcher:
         )
         return _WrongRowCountError()
 
-    async def _traced_call(
-        self,
-        tracer: BatchTracer,
-        parts: list[NDArray[Any]],
-        rows: int,
-        slices: Sequence[tuple[Request, int, int]],
+    async def _call(
+        self, parts: list[NDArray[Any]], rows: int, slices: Sequence[tuple[Request, int, int]]
     ) -> NDArray[Any] | Exception:
-        """`_call_model` inside a model-call span linked to the traced requests it serves."""
+        """`_call_model`, with tracing inside a model-call span linked to the traced requests
+        it serves."""
+        tracer = self._tracer
+        if tracer is None:
+            return await self._call_model(parts, rows)
         served = [(request.span, stop - start) for request, start, stop in slices if request.span]
         if not served:  # rows submitted without a request span: nothing to link to
             return await self._call_model(parts, rows)

@@ -8,8 +8,6 @@ import functools
 import os
 import time
 from collections.abc import AsyncGenerator
-from collections.abc import Awaitable
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
@@ -101,14 +99,10 @@ def create_app(
     app.register_blueprint(v2.blueprint)
     app.register_blueprint(v1.blueprint)
     app.register_blueprint(openapi.blueprint)
-    # Chosen once here, so that with tracing off no request pays for a check of it.
-    if tracing is None:
-        app.before_request(_start_request)
-        app.after_request(_finish_request)
-    else:
-        app.before_request(_traced_start(tracing))
-        app.after_request(_traced_finish(tracing))
-        app.teardown_request(_traced_teardown)
+    app.before_request(_start_request)
+    app.after_request(_finish_request)
+    if tracing is not None:
+        app.teardown_request(_abandon_span)
     # Flask's middleware idiom: the prediction routes' POSTs are served before Quart's dispatch.
     app.asgi_app = PredictionPath(app.asgi_app, state, body_timeout_s=app.config["BODY_TIMEOUT"])  # type: ignore[method-assign]
 
@@ -135,14 +129,16 @@ def create_app(
 
 
 async def _start_request() -> None:
-    g.exchange = _exchange_of_current_request()
+    g.exchange = _exchange_of_current_request(get_state())
 
 
 async def _finish_request(response: Response) -> Response:
-    # g lacks the exchange when a request failed before the before_request hooks ran.
-    exchange: Exchange = g.get("exchange") or _exchange_of_current_request()
-    response.headers[REQUEST_ID_HEADER] = exchange.request_id
     state = get_state()
+    # g lacks the exchange when a request failed before the before_request hooks ran.
+    exchange: Exchange = g.get("exchange") or _exchange_of_current_request(state)
+    response.headers[REQUEST_ID_HEADER] = exchange.request_id
+    if exchange.span is not None:
+        response.headers[TRACEPARENT_HEADER] = exchange.span.traceparent
     if state.settings.gzip_min_bytes:
         _compress_response(response, exchange, state.settings.gzip_min_bytes)
     finish(state, exchange, response.status_code)
@@ -170,46 +166,17 @@ def _compress_response(response: Response, exchange: Exchange, min_bytes: int) -
         response.headers["Content-Encoding"] = coding
 
 
-def _traced_start(tracing: Tracing) -> Callable[[], Awaitable[None]]:
-    async def start_request() -> None:
-        g.exchange = _traced_exchange(tracing)
-
-    return start_request
-
-
-def _traced_finish(tracing: Tracing) -> Callable[[Response], Awaitable[Response]]:
-    async def finish_request(response: Response) -> Response:
-        exchange: Exchange = g.get("exchange") or _traced_exchange(tracing)
-        response.headers[REQUEST_ID_HEADER] = exchange.request_id
-        if exchange.span is not None:
-            response.headers[TRACEPARENT_HEADER] = exchange.span.traceparent
-        state = get_state()
-        if state.settings.gzip_min_bytes:
-            _compress_response(response, exchange, state.settings.gzip_min_bytes)
-        finish(state, exchange, response.status_code)
-        return response
-
-    return finish_request
-
-
-async def _traced_teardown(_: BaseException | None) -> None:
+async def _abandon_span(_: BaseException | None) -> None:
     # A request cancelled because its client hung up skips after_request: its span still ends.
     exchange: Exchange | None = g.get("exchange")
     if exchange is not None and exchange.span is not None:
         exchange.span.abandon()
 
 
-def _traced_exchange(tracing: Tracing) -> Exchange:
-    exchange = _exchange_of_current_request()
-    exchange.span = tracing.start_request(
-        exchange.method, exchange.route, request.path, request.headers, exchange.request_id
-    )
-    return exchange
-
-
-def _exchange_of_current_request() -> Exchange:
+def _exchange_of_current_request(state: AppState) -> Exchange:
+    """The current request's exchange; with tracing on, its server span started."""
     rule = request.url_rule
-    return Exchange(
+    exchange = Exchange(
         method=request.method,
         route=rule.rule if rule is not None else UNMATCHED_ROUTE,
         request_id=request_id_from(request.headers.get(REQUEST_ID_HEADER)),
@@ -218,3 +185,8 @@ def _exchange_of_current_request() -> Exchange:
         query=request.args,
         read_body=functools.partial(request.get_data, cache=False),
     )
+    if state.tracing is not None:
+        exchange.span = state.tracing.start_request(
+            exchange.method, exchange.route, request.path, request.headers, exchange.request_id
+        )
+    return exchange
