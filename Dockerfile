@@ -13,10 +13,11 @@
 FROM debian:13-slim AS build
 
 # Versions come from Debian 13's archive at build time; pinning them would break every point
-# release, and nothing from this stage but /venv and /models reaches the image.
+# release, and nothing from this stage but /venv and /models reaches the image. gcc and
+# python3-dev build the tree engine's C walk (service/engines/_forest.c).
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install --no-install-recommends --yes python3-venv \
+    && apt-get install --no-install-recommends --yes python3-venv python3-dev gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/* \
     && python3 -m venv /venv
 
@@ -32,7 +33,10 @@ RUN /venv/bin/python -c "import tomllib; print(*tomllib.load(open('pyproject.tom
     && /venv/bin/pip install --no-cache-dir --requirement /tmp/requirements.txt
 
 COPY service/ service/
+# The C walk is optional for pip (a wheel without it still works, slower); the image must have
+# it, so its import is checked here.
 RUN /venv/bin/pip install --no-cache-dir --no-deps . \
+    && /venv/bin/python -c "import service.engines._forest" \
     && /venv/bin/pip check \
     && /venv/bin/python -m service demo --model-store /models \
     && PREDICTION_ALLOW_PICKLE=false /venv/bin/python -m service verify --model-store /models \

@@ -21,15 +21,18 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# The C walk is built by pip into service/engines/, so a change to its source reinstalls.
+EXTENSIONS := service/engines/_forest.c
+
+$(VENV)/.installed: pyproject.toml $(EXTENSIONS) | $(BIN)/python
 	$(PIP) install -e .
 	@touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-test: pyproject.toml $(EXTENSIONS) | $(BIN)/python
 	$(PIP) install -e '.[test]'
 	@touch $(VENV)/.installed $@
 
-$(VENV)/.installed-bench: pyproject.toml bench/requirements.txt | $(BIN)/python
+$(VENV)/.installed-bench: pyproject.toml bench/requirements.txt $(EXTENSIONS) | $(BIN)/python
 	$(PIP) install -e . -r bench/requirements.txt
 	@touch $(VENV)/.installed $@
 
@@ -53,10 +56,10 @@ check: install-test  ## ruff format --check, ruff check, mypy --strict
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-tools:  ## install the system tools the tests need (prometheus, promtool, wrk; as root)
+tools:  ## install the system tools the tests need (prometheus, promtool, wrk, gcc; as root)
 	bash scripts/install-tools
 
-test: check tools  ## lint, type check and run the whole test suite
+test: tools check  ## lint, type check and run the whole test suite
 	$(BIN)/python -m pytest
 
 install-bench: $(VENV)/.installed-bench  ## create .venv and install the service with the bench's servers
@@ -72,5 +75,5 @@ docker-build:  ## build the image $(IMAGE):$(VERSION) (DOCKER=podman works too)
 docker-run: demo  ## run the image on :5000 with ./model_store mounted read-only at /models
 	$(DOCKER) run --rm -p 5000:5000 -v "$(CURDIR)/$(STORE):/models:ro" $(IMAGE):$(VERSION)
 
-clean:  ## remove the virtualenv and caches (the model store stays)
-	rm -rf $(VENV) .bench-venv-3.13 build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+clean:  ## remove the virtualenv, built extensions and caches (the model store stays)
+	rm -rf $(VENV) .bench-venv-3.13 build *.egg-info service/engines/*.so .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -2,10 +2,11 @@
 
 Run as ``python -m bench.trees``. It trains the bench's RandomForest (100 trees, 20 features, the
 recipe of the bench's models module) and times, in this process, scikit-learn's ``predict``, the
-tree engine's ``predict`` and the engine's two walks forced at every batch size, plus treelite's
-GTIL if treelite is installed. Every candidate's answers are checked against scikit-learn's first.
-Times are CPU time per call (all of the process's threads), the median of several windows: on a
-shared machine wall time mostly measures the neighbours.
+tree engine's ``predict`` and each of the engine's walks forced at every batch size (the C walk
+when this installation has it, the stacked numpy walk, scikit-learn's per-tree Cython), plus
+treelite's GTIL if treelite is installed. Every candidate's answers are checked against
+scikit-learn's first. Times are CPU time per call (all of the process's threads), the median of
+several windows: on a shared machine wall time mostly measures the neighbours.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from numpy.typing import NDArray
 from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
 
+from service.engines.trees import COMPILED
 from service.engines.trees import TreeEngine
 from service.engines.trees import tree_predictor
 
@@ -49,15 +51,18 @@ def _per_call_us(predict: Callable[[NDArray[np.float64]], Any], rows: NDArray[np
 
 
 def _candidates(model: Any) -> dict[str, Callable[[NDArray[np.float64]], Any]]:
-    engine = TreeEngine(model)
+    numpy_walks = TreeEngine(model, compiled=False)
     predict = tree_predictor(model)
     assert predict is not None, "the engine did not verify on the bench forest"
     candidates: dict[str, Callable[[NDArray[np.float64]], Any]] = {
         "sklearn predict": model.predict,
         "engine predict": predict,
-        "stacked walk": lambda rows: engine._predict(rows, "stacked"),
-        "per-tree tree_.predict": lambda rows: engine._predict(rows, "per_tree"),
     }
+    if COMPILED:
+        compiled = TreeEngine(model, compiled=True)
+        candidates["C walk"] = lambda rows: compiled._predict(rows, "compiled")
+    candidates["stacked walk"] = lambda rows: numpy_walks._predict(rows, "stacked")
+    candidates["per-tree tree_.predict"] = lambda rows: numpy_walks._predict(rows, "per_tree")
     try:
         import treelite
         import treelite.gtil

@@ -11,19 +11,21 @@ tree). :class:`TreeEngine` gives the same answers without them, by doing what sc
 - a forest adds its trees' answers to zeros one tree at a time in estimator order, then divides by
   the number of trees; ``predict`` is ``classes_.take(argmax(proba))`` (first index wins a tie).
 
-Small batches walk every tree at once over node arrays stacked at build time (a few numpy calls
-per tree level); larger ones call each tree's own Cython ``tree_.predict`` without the checks, which
-is then faster. Inputs scikit-learn would reject or treat specially (infinities, NaN where the model
-does not allow it, wrong shapes, sparse matrices) are passed to scikit-learn unchanged, so errors
-are scikit-learn's too.
+Finite rows are walked by a small C loop (:mod:`service.engines._forest`, built with the package)
+over all trees' nodes packed at build time, in one call per batch. Where the wheel was built without
+it, small batches walk every tree at once over stacked numpy node arrays (a few numpy calls per tree
+level) and larger ones call each tree's own Cython ``tree_.predict`` without the checks, which is
+then faster. Rows with NaN (for models that take them) always go tree by tree. Inputs scikit-learn
+would reject or treat specially (infinities, NaN where the model does not allow it, wrong shapes,
+sparse matrices) are passed to scikit-learn unchanged, so errors are scikit-learn's too.
 
 :func:`select_engine` builds the engine when a version loads and serves it only if it matches
 scikit-learn on every row of a probe set made from the model's own thresholds; otherwise the version
 is served by scikit-learn and one log line says why.
 
 Threads: an engine is built and verified in the loader's thread and never changes afterwards; its
-callables run on the batchers' model threads, allocate per call and only read the shared arrays,
-so concurrent calls are safe.
+callables run on the batchers' model threads (or inline on the event loop), allocate per call and
+only read the shared arrays, so concurrent calls are safe; the C walk releases the GIL.
 """
 
 from __future__ import annotations
@@ -72,7 +74,20 @@ ENGINE_SKLEARN: Final = "sklearn"
 ENGINE_LINEAR: Final = "linear"
 
 Predict = Callable[[NDArray[Any]], NDArray[Any]]
-Walk = Literal["stacked", "per_tree"]
+Walk = Literal["compiled", "stacked", "per_tree"]
+
+try:
+    from service.engines import _forest
+except ImportError:  # built without a C compiler: the numpy walks serve instead
+    _forest = None  # type: ignore[assignment]
+
+COMPILED: Final = _forest is not None
+"""Whether this installation has the C walk."""
+
+# One packed node of the C walk (service/engines/_forest.c's Node).
+_NODE: Final = np.dtype(
+    [("feature", "<i4"), ("threshold", "<f4"), ("child", "<i4", (2,))], align=False
+)
 
 _FORESTS: Final = (
     RandomForestClassifier,
@@ -94,10 +109,10 @@ _CLASSIFIERS: Final = (
     ExtraTreesClassifier,
 )
 
-# Batches up to this many rows walk all trees at once; larger ones go tree by tree through
-# scikit-learn's Cython traversal. On the bench forest (100 trees, depth 20-30) the stacked walk
-# costs 220 us at 1 row against 500 us per tree; they cross near 16-24 rows (CPU time, measured
-# side by side; python -m bench.trees prints both walks).
+# Without the C walk, batches up to this many rows walk all trees at once; larger ones go tree
+# by tree through scikit-learn's Cython traversal. On the bench forest (100 trees, depth 20-30)
+# the stacked walk costs 220 us at 1 row against 500 us per tree; they cross near 16-24 rows
+# (CPU time, measured side by side; python -m bench.trees prints every walk).
 STACKED_MAX_ROWS: Final = 16
 # Probe size: threshold-edge rows (each row puts every feature at some threshold's edge) and
 # random rows; enough to touch every threshold of small models and a sample of big ones.
@@ -114,7 +129,7 @@ class UnsupportedModelError(Exception):
 class _Forest:
     """The trees of one fitted tree model, as the engine walks them."""
 
-    def __init__(self, estimator: Any) -> None:
+    def __init__(self, estimator: Any, compiled: bool | None = None) -> None:
         kind = type(estimator)
         if kind in _FORESTS:
             members = list(estimator.estimators_)
@@ -139,20 +154,50 @@ class _Forest:
         for tree in self.trees:
             if tree.value.shape[1:] != (1, self.n_columns) or tree.n_features != self.n_features:
                 raise UnsupportedModelError(f"{kind.__name__} has trees of another shape")
-        self._stack()
+        self.compiled = COMPILED if compiled is None else compiled
+        if self.compiled and not COMPILED:
+            raise UnsupportedModelError("this installation has no compiled tree walk")
+        counts = [tree.node_count for tree in self.trees]
+        self.roots = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.intp)
+        self.n_nodes = int(sum(counts))
+        self.values = np.empty((self.n_nodes, self.n_columns), dtype=np.float64)
+        for offset, tree in zip(self.roots.tolist(), self.trees, strict=True):
+            self.values[offset : offset + tree.node_count] = tree.value[:, 0, :]
+        if self.compiled:
+            self._pack()
+        else:
+            self._stack()
+
+    @property
+    def walks(self) -> tuple[Walk, ...]:
+        """The walks :meth:`scores` may take for finite rows."""
+        return ("compiled",) if self.compiled else ("stacked", "per_tree")
+
+    def _pack(self) -> None:
+        """All trees' nodes as the C walk reads them: 16 bytes each, thresholds as float32."""
+        self.nodes = np.zeros(self.n_nodes, dtype=_NODE)
+        for offset, tree in zip(self.roots.tolist(), self.trees, strict=True):
+            nodes = self.nodes[offset : offset + tree.node_count]
+            leaf = tree.children_left == -1
+            own = np.arange(offset, offset + tree.node_count, dtype=np.int32)
+            # A leaf loops to itself: no finite float32 is above +inf.
+            nodes["feature"] = np.where(leaf, 0, tree.feature)
+            nodes["threshold"] = np.where(leaf, np.inf, _float32_at_or_below(tree.threshold))
+            nodes["child"][:, 0] = np.where(leaf, own, tree.children_left + offset)
+            nodes["child"][:, 1] = np.where(leaf, own, tree.children_right + offset)
+        self.roots32 = self.roots.astype(np.int32)
+        assert _forest is not None
+        _forest.check_nodes(self.nodes, self.roots32, self.n_features)
 
     def _stack(self) -> None:
         """All trees' nodes in one set of arrays; leaves loop to themselves, so a walk of
         ``depth`` steps ends on every tree's leaf whatever its own depth."""
-        counts = [tree.node_count for tree in self.trees]
-        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.intp)
-        total = int(sum(counts))
-        self.roots = offsets
+        offsets = self.roots
+        total = self.n_nodes
         self.feature = np.zeros(total, dtype=np.intp)
         self.threshold = np.full(total, np.inf, dtype=np.float64)
         # children[2 * node + go_right]: one gather per step instead of a select.
         self.children = np.empty(2 * total, dtype=np.intp)
-        self.values = np.empty((total, self.n_columns), dtype=np.float64)
         self.depth = max(int(tree.max_depth) for tree in self.trees)
         for offset, tree in zip(offsets.tolist(), self.trees, strict=True):
             count = tree.node_count
@@ -168,11 +213,13 @@ class _Forest:
             self.children[2 * offset + 1 : 2 * (offset + count) : 2] = np.where(
                 leaf, own, tree.children_right + offset
             )
-            self.values[nodes] = tree.value[:, 0, :]
 
     @property
     def nbytes(self) -> int:
-        arrays = (self.roots, self.feature, self.threshold, self.children, self.values)
+        if self.compiled:
+            arrays: tuple[NDArray[Any], ...] = (self.roots32, self.nodes, self.values)
+        else:
+            arrays = (self.roots, self.feature, self.threshold, self.children, self.values)
         return sum(array.nbytes for array in arrays)
 
     def scores(self, X: Any, path: Walk | None = None) -> NDArray[np.float64] | None:
@@ -189,8 +236,32 @@ class _Forest:
                 return None
             path = "per_tree"
         if path is None:
-            path = "stacked" if X32.shape[0] <= STACKED_MAX_ROWS else "per_tree"
+            if self.compiled:
+                path = "compiled"
+            else:
+                path = "stacked" if X32.shape[0] <= STACKED_MAX_ROWS else "per_tree"
+        if path == "compiled":
+            return self._compiled(X32)
         return self._stacked(X32) if path == "stacked" else self._per_tree(X32)
+
+    def _compiled(self, X32: NDArray[np.float32]) -> NDArray[np.float64]:
+        assert _forest is not None
+        X32 = np.ascontiguousarray(X32)
+        # scikit-learn adds the trees' answers to zeros; one tree's answer is returned as is.
+        total = np.zeros((X32.shape[0], self.n_columns), dtype=np.float64)
+        _forest.sum_leaves(
+            self.nodes,
+            self.roots32,
+            X32,
+            self.values,
+            total,
+            self.n_features,
+            self.n_columns,
+            not self.averaged,
+        )
+        if self.averaged:
+            total /= len(self.trees)
+        return total
 
     def _stacked(self, X32: NDArray[np.float32]) -> NDArray[np.float64]:
         n_rows = X32.shape[0]
@@ -222,6 +293,16 @@ class _Forest:
         return total
 
 
+def _float32_at_or_below(thresholds: NDArray[np.float64]) -> NDArray[np.float32]:
+    """The largest float32 not above each threshold: for a float32 ``x``, ``x <= t`` exactly
+    when ``x <= _float32_at_or_below(t)``, so the C walk compares in float32."""
+    with np.errstate(over="ignore"):  # beyond float32's range: +inf, stepped down to its max
+        rounded = thresholds.astype(np.float32)
+    above = rounded.astype(np.float64) > thresholds
+    rounded[above] = np.nextafter(rounded[above], np.float32(-np.inf))
+    return rounded
+
+
 class TreeEngine:
     """scikit-learn's ``predict`` (and ``predict_proba``) of a fitted tree model, faster.
 
@@ -233,7 +314,7 @@ class TreeEngine:
         UnsupportedModelError: any other model.
     """
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, compiled: bool | None = None) -> None:
         self.model = model
         if type(model) is Pipeline:
             steps = [step for _, step in model.steps]
@@ -242,7 +323,7 @@ class TreeEngine:
         else:
             self.transforms = ()
             final = model
-        self.forest = _Forest(final)
+        self.forest = _Forest(final, compiled)
         self.final = final
 
     @property
@@ -360,7 +441,7 @@ def _answers(
 def verify(engine: TreeEngine, seed: int = 0) -> str | None:
     """None if the engine answers as scikit-learn does on the probe set, else what differed.
 
-    Both walks (stacked and per tree) are checked on every probe row, and a whole pipeline on
+    Every walk the engine may take is checked on every probe row, and a whole pipeline on
     random rows of its own input (when its earlier steps accept them).
     """
     rows = probe_rows(engine, seed)
@@ -368,7 +449,7 @@ def verify(engine: TreeEngine, seed: int = 0) -> str | None:
     # NaN rows always go tree by tree, so they are checked apart from the others.
     holes = np.isnan(rows).any(axis=1)
     checks: tuple[tuple[NDArray[np.float64], tuple[Walk | None, ...]], ...] = (
-        (rows[~holes], ("stacked", "per_tree")),
+        (rows[~holes], engine.forest.walks),
         (rows[holes], (None,)),
     )
     for subset, paths in checks:

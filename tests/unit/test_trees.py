@@ -25,6 +25,7 @@ from sklearn.tree import DecisionTreeClassifier
 from sklearn.tree import DecisionTreeRegressor
 
 from service.engines import trees
+from service.engines.trees import COMPILED
 from service.engines.trees import STACKED_MAX_ROWS
 from service.engines.trees import TreeEngine
 from service.engines.trees import probe_rows
@@ -46,6 +47,9 @@ EXAMPLES = settings(
 
 CLASSIFIERS = (DecisionTreeClassifier, RandomForestClassifier, ExtraTreesClassifier)
 REGRESSORS = (DecisionTreeRegressor, RandomForestRegressor, ExtraTreesRegressor)
+# Every walk this installation has: the C walk where it was built, and always the numpy walks
+# that serve without it. Each example checks all of them.
+BUILDS = (True, False) if COMPILED else (False,)
 LABELS = {
     "int": np.array([3, -1, 7, 0, 12]),
     "str": np.array(["setosa", "b", "a", "zz", "c"]),
@@ -123,10 +127,11 @@ def test_classifiers_match_sklearn(
     y = LABELS[labels][rng.integers(0, n_classes, size=len(X))]
     y[:n_classes] = LABELS[labels][:n_classes]  # every class present
     model = kind(**_forest_params(data, kind)).fit(X, y)
-    engine = TreeEngine(model)
 
-    assert verify(engine, seed) is None
-    _assert_same(engine, model, _rows_to_check(engine, X, seed))
+    for compiled in BUILDS:
+        engine = TreeEngine(model, compiled)
+        assert verify(engine, seed) is None
+        _assert_same(engine, model, _rows_to_check(engine, X, seed))
 
 
 @EXAMPLES
@@ -144,10 +149,11 @@ def test_regressors_match_sklearn(
     X = _data(seed, n_features, nan=nan)
     y = np.random.default_rng(seed).normal(size=len(X)) * 1e3
     model = kind(**_forest_params(data, kind)).fit(X, y)
-    engine = TreeEngine(model)
 
-    assert verify(engine, seed) is None
-    _assert_same(engine, model, _rows_to_check(engine, X, seed))
+    for compiled in BUILDS:
+        engine = TreeEngine(model, compiled)
+        assert verify(engine, seed) is None
+        _assert_same(engine, model, _rows_to_check(engine, X, seed))
 
 
 def test_pipeline_runs_earlier_steps() -> None:
@@ -155,10 +161,11 @@ def test_pipeline_runs_earlier_steps() -> None:
     X = _data(1, 4, nan=False)
     y = np.arange(len(X)) % 3
     model = make_pipeline(StandardScaler(), RandomForestClassifier(5, random_state=0)).fit(X, y)
-    engine = TreeEngine(model)
 
-    assert verify(engine) is None
-    _assert_same(engine, model, np.random.default_rng(0).normal(size=(50, 4)))
+    for compiled in BUILDS:
+        engine = TreeEngine(model, compiled)
+        assert verify(engine) is None
+        _assert_same(engine, model, np.random.default_rng(0).normal(size=(50, 4)))
 
 
 def test_missing_values_follow_sklearn() -> None:
@@ -169,7 +176,8 @@ def test_missing_values_follow_sklearn() -> None:
     rows = X.copy()
     rows[::2, 1] = np.nan
 
-    _assert_same(TreeEngine(model), model, rows)
+    for compiled in BUILDS:
+        _assert_same(TreeEngine(model, compiled), model, rows)
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
@@ -248,15 +256,23 @@ def test_unsupported_model_is_served_by_sklearn(model: Any) -> None:
     assert tree_predictor(model) is None
 
 
-def test_failed_probe_falls_back(monkeypatch: pytest.MonkeyPatch, caplog: Any) -> None:
+@pytest.mark.parametrize("compiled", BUILDS, ids=lambda c: "C" if c else "numpy")
+def test_failed_probe_falls_back(
+    compiled: bool, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
     """An engine that compares with float32-rounded thresholds fails the probe; sklearn serves."""
-    stack = trees._Forest._stack
+    monkeypatch.setattr(trees, "COMPILED", compiled)
+    if compiled:
+        # Nearest rounding puts a threshold above its float64 value about half the time.
+        monkeypatch.setattr(trees, "_float32_at_or_below", lambda t: t.astype(np.float32))
+    else:
+        stack = trees._Forest._stack
 
-    def rounded_thresholds(self: Any) -> None:
-        stack(self)
-        self.threshold = self.threshold.astype(np.float32).astype(np.float64)
+        def rounded_thresholds(self: Any) -> None:
+            stack(self)
+            self.threshold = self.threshold.astype(np.float32).astype(np.float64)
 
-    monkeypatch.setattr(trees._Forest, "_stack", rounded_thresholds)
+        monkeypatch.setattr(trees._Forest, "_stack", rounded_thresholds)
     model = _forest()
 
     with caplog.at_level(logging.INFO, logger=trees.__name__):
@@ -267,10 +283,59 @@ def test_failed_probe_falls_back(monkeypatch: pytest.MonkeyPatch, caplog: Any) -
     assert "differs from scikit-learn" in caplog.records[0].getMessage()
 
 
-def test_engine_is_smaller_than_model() -> None:
+def test_numpy_walks_serve_without_the_compiled_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An installation built without a C compiler serves forests with the numpy walks."""
+    monkeypatch.setattr(trees, "COMPILED", False)
+    model = _forest()
+
+    engine = select_engine(model, _manifest(), Settings())
+
+    assert "trees" == engine.name
+    rows = np.random.default_rng(1).normal(size=(40, 3))
+    np.testing.assert_array_equal(model.predict_proba(rows), engine.outputs["predict_proba"](rows))
+
+
+def test_installation_has_the_compiled_walk() -> None:
+    """`make install` builds the C walk (a C compiler is part of the test set-up), so the
+    suite checks the walk the server uses rather than only the fallback."""
+    assert COMPILED, "service.engines._forest was not built: install gcc and reinstall"
+
+
+@pytest.mark.skipif(not COMPILED, reason="needs the compiled walk")
+def test_compiled_walk_rejects_malformed_nodes() -> None:
+    """check_nodes refuses nodes a walk could leave the arrays from, or loop on forever."""
+    engine = TreeEngine(_forest(), compiled=True)
+    forest = engine.forest
+    from service.engines import _forest as _forest_module
+
+    for field, value in (("feature", 3), ("child", -1)):
+        nodes = forest.nodes.copy()
+        split = int(np.flatnonzero(np.isfinite(nodes["threshold"]))[0])
+        nodes[field][split] = value
+        with pytest.raises(ValueError, match="out of range"):
+            _forest_module.check_nodes(nodes, forest.roots32, forest.n_features)
+
+
+@pytest.mark.skipif(not COMPILED, reason="needs the compiled walk")
+def test_compiled_walk_rejects_mismatched_arrays() -> None:
+    """sum_leaves checks every buffer's size before it reads one."""
+    forest = TreeEngine(_forest(), compiled=True).forest
+    from service.engines import _forest as _forest_module
+
+    rows = np.zeros((4, 3), dtype=np.float32)
+    out = np.zeros((3, forest.n_columns))  # one row short
+
+    with pytest.raises(ValueError, match="out has"):
+        _forest_module.sum_leaves(
+            forest.nodes, forest.roots32, rows, forest.values, out, 3, forest.n_columns, False
+        )
+
+
+@pytest.mark.parametrize("compiled", BUILDS, ids=lambda c: "C" if c else "numpy")
+def test_engine_is_smaller_than_model(compiled: bool) -> None:
     """The engine's arrays take less memory than the forest's own nodes and values."""
     model = _forest()
     nodes = sum(tree.tree_.__getstate__()["nodes"].nbytes for tree in model.estimators_)
     values = sum(tree.tree_.value.nbytes for tree in model.estimators_)
 
-    assert TreeEngine(model).nbytes <= 2 * (nodes + values)
+    assert TreeEngine(model, compiled).nbytes <= 2 * (nodes + values)
