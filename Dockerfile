@@ -34,12 +34,12 @@ RUN /venv/bin/python -c "import tomllib; print(*tomllib.load(open('pyproject.tom
 
 COPY service/ service/
 # The C walk is optional for pip (a wheel without it still works, slower); the image must have
-# it, so its import is checked here.
+# it, so its import is checked here. `-P`: the installed package, not ./service (no build there).
 RUN /venv/bin/pip install --no-cache-dir --no-deps . \
-    && /venv/bin/python -c "import service.engines._forest" \
+    && /venv/bin/python -P -c "import service.engines._forest" \
     && /venv/bin/pip check \
-    && /venv/bin/python -m service demo --model-store /models \
-    && PREDICTION_ALLOW_PICKLE=false /venv/bin/python -m service verify --model-store /models \
+    && /venv/bin/python -P -m service demo --model-store /models \
+    && PREDICTION_ALLOW_PICKLE=false /venv/bin/python -P -m service verify --model-store /models \
     && chmod -R a+rX /models
 
 # Slim the venv: the image runs no pip, and nothing imports the packages' own test suites

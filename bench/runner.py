@@ -407,6 +407,6 @@ def main(options: BenchOptions) -> int:
     """Run the bench; 1 when ``--strict`` and a required target failed, else 0."""
     report = run(options)
     failed = strict_failures(
-        evaluate_targets(report.points, report.raw_rows_per_s, report.bulk_rows)
+        evaluate_targets(report.points, report.raw_rows_per_s, report.bulk_rows, report.micro)
     )
     return 1 if options.strict and failed else 0

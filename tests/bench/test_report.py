@@ -67,8 +67,34 @@ def point(
     )
 
 
-TARGET_COUNT = 11
+TARGET_COUNT = 14
 LOGREG_VS_BARE, LOGREG_ONE_VS_FLASK, LOGREG_ONE_TAIL, MOONSHOT = 7, 8, 9, 10
+RF_ONE_VS_FLASK, RF_BULK_RATE, TREE_ENGINE_SPEEDUP = 11, 12, 13
+
+
+def forest_micro(engine_us: float = 20.0, *, same: bool = True) -> tuple[MicroResult, ...]:
+    """The micro-benchmark's forest cells at batch 1: scikit-learn at 5 ms, the engine as given."""
+    return (
+        MicroResult(
+            model=RANDOM_FOREST,
+            engine="scikit-learn",
+            batch_rows=1,
+            per_call_s=5000e-6,
+            calls=100,
+            same_answers=None,
+        ),
+        MicroResult(
+            model=RANDOM_FOREST,
+            engine="exact tree engine",
+            batch_rows=1,
+            per_call_s=engine_us * 1e-6,
+            calls=100,
+            same_answers=same,
+        ),
+    )
+
+
+PASSING_MICRO = forest_micro()
 
 
 def passing_points(rounds: int = 3) -> list[Point]:
@@ -96,7 +122,11 @@ def passing_points(rounds: int = 3) -> list[Point]:
             ),
             point(FLASK, 1500, round_number=r, model=LOGREG, connections=1),
             point(BARE, 2500, round_number=r, model=LOGREG, connections=1, p50_s=0.4 * MS),
-            point(SERVICE, 60, round_number=r, connections=16, rows=256, batch=256.0),
+            # 600 x 256 = 153,600 rows/s.
+            point(SERVICE, 600, round_number=r, connections=16, rows=256, batch=256.0),
+            # One client: 3.5x (b).
+            point(SERVICE, 700, round_number=r, connections=1),
+            point(FLASK, 200, round_number=r, connections=1),
         ]
     return points
 
@@ -108,8 +138,12 @@ def by_name(targets: list[TargetResult]) -> dict[str, TargetResult]:
     return {target.name: target for target in targets}
 
 
-def verdicts(points: list[Point], raw: dict[str, float] = RAW) -> list[str]:
-    return [target.verdict for target in evaluate_targets(points, raw, 256)]
+def verdicts(
+    points: list[Point],
+    raw: dict[str, float] = RAW,
+    micro: tuple[MicroResult, ...] = PASSING_MICRO,
+) -> list[str]:
+    return [target.verdict for target in evaluate_targets(points, raw, 256, micro)]
 
 
 def test_summary_takes_medians_over_rounds_and_sums_errors() -> None:
@@ -224,7 +258,7 @@ def test_a_round_missing_a_side_or_with_a_zero_baseline_has_no_ratio() -> None:
 
 
 def test_every_target_passes_when_met() -> None:
-    """Points meeting every target, the moonshot included, give eleven PASS verdicts."""
+    """Points meeting every target, the moonshot included, give a PASS verdict each."""
     assert verdicts(passing_points()) == ["PASS"] * TARGET_COUNT
 
 
@@ -276,16 +310,41 @@ def test_latency_target_compares_p50_with_the_bare_server() -> None:
 
 
 def test_bulk_target_compares_rows_per_second_with_raw_predict() -> None:
-    """Bulk (a) at 60 req/s x 256 rows = 15,360 rows/s passes against 27,000 and fails at 40,000."""
+    """Bulk (a) at 600 req/s x 256 rows = 153,600 rows/s passes against 27,000, fails at 400,000."""
     assert verdicts(passing_points())[6] == "PASS"
-    assert verdicts(passing_points(), {RANDOM_FOREST: 40_000.0})[6] == "FAIL"
+    assert verdicts(passing_points(), {RANDOM_FOREST: 400_000.0})[6] == "FAIL"
+
+
+def test_random_forest_single_connection_needs_3x_flask() -> None:
+    """One client of the forest passes at 3x the tutorial service's req/s and fails below."""
+    at_bound = with_service(passing_points(), 1, requests_per_s=600, model=RANDOM_FOREST)
+    below = with_service(passing_points(), 1, requests_per_s=590, model=RANDOM_FOREST)
+
+    assert verdicts(at_bound)[RF_ONE_VS_FLASK] == "PASS"
+    assert verdicts(below)[RF_ONE_VS_FLASK] == "FAIL"
+
+
+def test_bulk_rate_target_needs_3x_the_rows_before_the_engine() -> None:
+    """256-row requests pass at 138,000 rows/s (3x 46,000) and fail below, whatever the raw rate."""
+    at_bound = with_bulk(passing_points(), requests_per_s=138_000 / 256)
+    below = with_bulk(passing_points(), requests_per_s=137_000 / 256)
+
+    assert verdicts(at_bound)[RF_BULK_RATE] == "PASS"
+    assert verdicts(below)[RF_BULK_RATE] == "FAIL"
+
+
+def test_tree_engine_call_needs_10x_and_the_same_answers() -> None:
+    """At batch 1 the engine passes at 10x scikit-learn's predict, fails below or if it differs."""
+    assert verdicts(passing_points(), micro=forest_micro(500.0))[TREE_ENGINE_SPEEDUP] == "PASS"
+    assert verdicts(passing_points(), micro=forest_micro(510.0))[TREE_ENGINE_SPEEDUP] == "FAIL"
+    assert verdicts(passing_points(), micro=forest_micro(same=False))[TREE_ENGINE_SPEEDUP] == "FAIL"
 
 
 def test_targets_not_measured_are_not_applicable() -> None:
     """Without the baselines or points a target needs, its verdict is N/A, not FAIL."""
     only_service = [p for p in passing_points() if p.server == SERVICE]
 
-    assert verdicts(only_service, {}) == [
+    assert verdicts(only_service, {}, ()) == [
         "N/A",
         "N/A",
         "PASS",
@@ -293,6 +352,9 @@ def test_targets_not_measured_are_not_applicable() -> None:
         "N/A",
         "N/A",
         "N/A",
+        "N/A",
+        "N/A",
+        "PASS",
         "N/A",
         "N/A",
         "PASS",
@@ -300,11 +362,24 @@ def test_targets_not_measured_are_not_applicable() -> None:
     ]
 
 
-def with_service(points: list[Point], connections: int, **changes: Any) -> list[Point]:
-    """``points`` with (a)'s LogisticRegression points at ``connections`` changed in every round."""
+def with_service(
+    points: list[Point], connections: int, model: str = LOGREG, **changes: Any
+) -> list[Point]:
+    """``points`` with (a)'s single-row points of ``model`` at ``connections`` changed in every
+    round (LogisticRegression unless said)."""
     return [
         dataclasses.replace(p, result=dataclasses.replace(p.result, **changes))
-        if (p.server, p.model, p.connections) == (SERVICE, LOGREG, connections)
+        if (p.server, p.model, p.connections, p.rows) == (SERVICE, model, connections, 1)
+        else p
+        for p in points
+    ]
+
+
+def with_bulk(points: list[Point], **changes: Any) -> list[Point]:
+    """``points`` with (a)'s bulk points changed in every round."""
+    return [
+        dataclasses.replace(p, result=dataclasses.replace(p.result, **changes))
+        if p.server == SERVICE and p.rows > 1
         else p
         for p in points
     ]
@@ -422,6 +497,7 @@ def report(points: list[Point]) -> BenchReport:
         servers=(SERVICE, FLASK, FLASK_GTHREAD, BARE),
         models=(RANDOM_FOREST, LOGREG),
         notes=("machine: test",),
+        micro=PASSING_MICRO,
     )
 
 
