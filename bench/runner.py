@@ -5,7 +5,9 @@ a time. Each point is an unmeasured warm-up of the same load, a scrape of the se
 metrics, a reading of the server's process-tree CPU time, the measured wrk run, and a second
 reading and scrape. Servers are stopped when their points are done or the run fails; wrk stops
 by itself after ``-d``. Before any server starts, the models' ``predict`` is timed in-process
-(the raw bulk rate and the micro-benchmark), while the machine is otherwise quiet.
+(the raw bulk rate and the micro-benchmark), and so is the app's prediction path with tracing
+off and on, while the machine is otherwise quiet. The traced server row exports its spans to a
+receiver in this process (:mod:`bench.otlp`) that lives as long as the servers are measured.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from bench.catalog import SERVICE_TRACED
 from bench.catalog import SERVICES
 from bench.catalog import TRACING_MODEL
 from bench.cpu import tree_cpu_s
+from bench.hooks import BLOCK_REQUESTS
 from bench.hooks import TracingMicro
 from bench.micro import MicroResult
 from bench.options import BenchOptions
@@ -178,7 +181,9 @@ def _notes(
 
     env = sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("PREDICTION_"))
     micro = (
-        f"{options.micro_s:g} s budget per model, engine and batch size"
+        f"{options.micro_s:g} s budget per model, engine and batch size; the prediction path "
+        f"with tracing off and on: {TRACING_MICRO_BUDGETS * options.micro_s:g} s, in blocks of "
+        f"{BLOCK_REQUESTS} requests"
         if options.micro_s
         else "skipped"
     )
