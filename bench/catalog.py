@@ -19,25 +19,46 @@ __all__ = [
     "SERVICE",
     "SERVICES",
     "SERVICE_313",
+    "SERVICE_TRACED",
+    "TRACING_CONNECTIONS",
+    "TRACING_MODEL",
 ]
 
 SERVICE: Final = "service"
 SERVICE_313: Final = "service-3.13"
+SERVICE_TRACED: Final = "service-traced"
 FLASK: Final = "flask"
 FLASK_GTHREAD: Final = "flask-2x8"
 BARE: Final = "bare"
 BARE_ONE: Final = "bare-1"
 
-# (a) is measured against (b), (c) and (d); (a) on Python 3.13 is a second (a) row, and (d) in one
-# process (as it ran before it matched the service's worker count) a second (d) row.
-SERVERS: Final[tuple[str, ...]] = (SERVICE, SERVICE_313, FLASK, FLASK_GTHREAD, BARE, BARE_ONE)
+# (a) is measured against (b), (c) and (d); (a) on Python 3.13 is a second (a) row, (a) with
+# tracing on a third (against (a), whose tracing is off), and (d) in one process (as it ran
+# before it matched the service's worker count) a second (d) row.
+SERVERS: Final[tuple[str, ...]] = (
+    SERVICE,
+    SERVICE_313,
+    SERVICE_TRACED,
+    FLASK,
+    FLASK_GTHREAD,
+    BARE,
+    BARE_ONE,
+)
 # The one-process (d) is left out by default: it adds a fifth of the run time.
-DEFAULT_SERVERS: Final[tuple[str, ...]] = (SERVICE, SERVICE_313, FLASK, FLASK_GTHREAD, BARE)
+DEFAULT_SERVERS: Final[tuple[str, ...]] = (
+    SERVICE,
+    SERVICE_313,
+    SERVICE_TRACED,
+    FLASK,
+    FLASK_GTHREAD,
+    BARE,
+)
 # The servers that run this project's code (and have its /metrics).
-SERVICES: Final = frozenset({SERVICE, SERVICE_313})
+SERVICES: Final = frozenset({SERVICE, SERVICE_313, SERVICE_TRACED})
 SERVER_LABELS: Final[dict[str, str]] = {
     SERVICE: "(a) service",
     SERVICE_313: "(a) service, Python 3.13",
+    SERVICE_TRACED: "(a) service, tracing on",
     FLASK: "(b) Flask, gunicorn 1 sync",
     FLASK_GTHREAD: "(c) Flask, gunicorn 2x8 gthread",
     BARE: "(d) bare Quart+Hypercorn",
@@ -53,3 +74,9 @@ MODEL_LABELS: Final[dict[str, str]] = {
 
 # How the tutorial Flask app finds the artifacts: ``name=path,name=path``.
 MODEL_PATHS_ENV: Final = "BENCH_MODEL_PATHS"
+
+# What (a) with tracing on measures, beside (a): the cheapest model (where tracing's share of a
+# request is largest) at one connection and at 64, single-row requests only. That is enough to
+# compare tracing off and on, and keeps the row to under a minute of the run.
+TRACING_MODEL: Final = LOGREG
+TRACING_CONNECTIONS: Final = (1, 64)

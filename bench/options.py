@@ -16,12 +16,16 @@ from bench import BenchError
 from bench.catalog import DEFAULT_SERVERS
 from bench.catalog import MODEL_LABELS
 from bench.catalog import SERVERS
+from bench.catalog import SERVICE_TRACED
+from bench.catalog import TRACING_CONNECTIONS
+from bench.catalog import TRACING_MODEL
 
-__all__ = ["DEFAULT_CONNECTIONS", "BenchOptions", "add_arguments", "estimated_seconds"]
+__all__ = ["DEFAULT_CONNECTIONS", "BenchOptions", "Case", "add_arguments", "estimated_seconds"]
 
 DEFAULT_CONNECTIONS: Final = (1, 16, 64, 256)
 # Budget: 5 servers x 3 rounds x 2 models x 5 points x (1 s warm-up + 4 s) is 12.5 minutes of
-# load, plus start-ups and training; `make bench` must finish in under 15 minutes.
+# load, plus start-ups and training; (a) with tracing on adds 3 rounds x 2 points (under a
+# minute with its start-ups); `make bench` must finish in about 15 minutes.
 DEFAULT_DURATION_S: Final = 4
 DEFAULT_WARMUP_S: Final = 1
 DEFAULT_ROUNDS: Final = 3
@@ -36,6 +40,15 @@ DEFAULT_MICRO_S: Final = 0.3
 # The image's Python, for the extra (a) row, and the virtualenv the bench builds for it.
 DEFAULT_PY313: Final = "python3.13"
 DEFAULT_PY313_VENV: Final = Path(".bench-venv-3.13")
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One measured load of a server: a model, a connection count and rows per request."""
+
+    model: str
+    connections: int
+    rows: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,21 +115,37 @@ class BenchOptions:
             )
         return options
 
-    @property
-    def points_per_server(self) -> int:
-        """Measured runs per server and round."""
-        bulk = 1 if self.bulk_rows else 0
-        return len(self.models) * (len(self.connections) + bulk)
+    def cases(self, server: str) -> tuple[Case, ...]:
+        """What ``server`` is measured at in each round, in order.
+
+        Every server: each model at each connection count, then the bulk case. (a) with tracing
+        on only compares tracing with (a): the LogisticRegression (or the models chosen, without
+        it) at 1 and 64 connections (or those chosen, when neither is), no bulk case.
+        """
+        if server == SERVICE_TRACED:
+            models = (TRACING_MODEL,) if TRACING_MODEL in self.models else self.models
+            connections = (
+                tuple(n for n in self.connections if n in TRACING_CONNECTIONS) or self.connections
+            )
+            return tuple(Case(model, n, 1) for model in models for n in connections)
+        found: list[Case] = []
+        for model in self.models:
+            found += [Case(model, n, 1) for n in self.connections]
+            if self.bulk_rows:
+                found.append(Case(model, self.bulk_connections, self.bulk_rows))
+        return tuple(found)
 
 
-def estimated_seconds(options: BenchOptions, servers: int | None = None) -> float:
+def estimated_seconds(options: BenchOptions, servers: Sequence[str] | None = None) -> float:
     """About how long the run takes: load time plus one start-up per server and round.
 
-    ``servers`` is how many are measured, when fewer than ``options.servers`` (one skipped).
+    ``servers`` are those measured, when fewer than ``options.servers`` (one skipped).
     """
     per_point = options.duration_s + options.warmup_s + 0.3
-    per_server = options.points_per_server * per_point + STARTUP_ESTIMATE_S
-    return options.rounds * (len(options.servers) if servers is None else servers) * per_server
+    return options.rounds * sum(
+        len(options.cases(server)) * per_point + STARTUP_ESTIMATE_S
+        for server in (options.servers if servers is None else servers)
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

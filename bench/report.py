@@ -33,8 +33,11 @@ from bench.catalog import SERVER_LABELS
 from bench.catalog import SERVERS
 from bench.catalog import SERVICE
 from bench.catalog import SERVICE_313
+from bench.catalog import SERVICE_TRACED
+from bench.hooks import TracingMicro
 from bench.micro import CANDIDATES
 from bench.micro import MicroResult
+from bench.otlp import SinkCounts
 from bench.wrk import WrkResult
 
 __all__ = [
@@ -44,6 +47,7 @@ __all__ = [
     "Ratio",
     "Summary",
     "TargetResult",
+    "TracingComparison",
     "evaluate_targets",
     "ratios",
     "render_markdown",
@@ -51,6 +55,7 @@ __all__ = [
     "report_json",
     "strict_failures",
     "summarize",
+    "tracing_comparisons",
     "write_plot",
 ]
 
@@ -58,6 +63,7 @@ BASELINES: Final = (FLASK, FLASK_GTHREAD, BARE, BARE_ONE)
 _LETTER: Final = {
     SERVICE: "(a)",
     SERVICE_313: "(a 3.13)",
+    SERVICE_TRACED: "(a traced)",
     FLASK: "(b)",
     FLASK_GTHREAD: "(c)",
     BARE: "(d)",
@@ -204,6 +210,40 @@ class BenchReport:
     """How the run was made (machine, versions, flags), one line each."""
     micro: tuple[MicroResult, ...] = field(default=())
     """The in-process micro-benchmark: per-call ``predict`` time per model, engine and batch."""
+    tracing: TracingMicro | None = None
+    """The in-process prediction path's time per request, tracing off and on."""
+    tracing_exports: SinkCounts | None = None
+    """What the traced row's receiver got; None when that row was not measured."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TracingComparison:
+    """(a) with tracing off and with tracing on at one point: medians, and per-round changes."""
+
+    model: str
+    connections: int
+    rows: int
+    off_requests_per_s: float | None
+    on_requests_per_s: float | None
+    rate_ratio: tuple[float | None, ...]
+    """Ok req/s on over off, per round."""
+    off_cpu_us: float | None
+    on_cpu_us: float | None
+    cpu_delta_us: tuple[float | None, ...]
+    """CPU us per request on minus off, per round."""
+    off_cpu_range_us: float | None
+    """Highest minus lowest of the rounds' CPU us per request with tracing off (its noise);
+    None with fewer than two rounds."""
+
+    @property
+    def median_rate_ratio(self) -> float | None:
+        """The median of the rounds' on/off rate ratios."""
+        return _median(self.rate_ratio)
+
+    @property
+    def median_cpu_delta_us(self) -> float | None:
+        """The median of the rounds' on-minus-off CPU per request."""
+        return _median(self.cpu_delta_us)
 
 
 def _median(values: Iterable[float | None]) -> float | None:
@@ -317,6 +357,47 @@ def ratios(points: Sequence[Point]) -> list[Ratio]:
                     per_round=_per_round_ratio(points, model, rows, connections, baseline),
                 )
             )
+    return found
+
+
+def tracing_comparisons(points: Sequence[Point]) -> list[TracingComparison]:
+    """(a) with tracing on against (a) at every point where both were measured."""
+    keys = sorted(
+        {(p.model, p.rows, p.connections) for p in points if p.server == SERVICE_TRACED},
+        key=lambda key: (list(MODEL_LABELS).index(key[0]), key[1], key[2]),
+    )
+    found: list[TracingComparison] = []
+    for model, rows, connections in keys:
+        off = _by_round(points, SERVICE, model, rows, connections)
+        on = _by_round(points, SERVICE_TRACED, model, rows, connections)
+        if not off:
+            continue
+        deltas: list[float | None] = []
+        rate_ratios: list[float | None] = []
+        for round_number in _rounds(points):
+            a, t = off.get(round_number), on.get(round_number)
+            a_cpu = None if a is None else a.cpu_us_per_request
+            t_cpu = None if t is None else t.cpu_us_per_request
+            deltas.append(None if a_cpu is None or t_cpu is None else t_cpu - a_cpu)
+            if a is None or t is None or a.ok_requests_per_s <= 0:
+                rate_ratios.append(None)
+            else:
+                rate_ratios.append(t.ok_requests_per_s / a.ok_requests_per_s)
+        off_cpu = [p.cpu_us_per_request for p in off.values() if p.cpu_us_per_request is not None]
+        found.append(
+            TracingComparison(
+                model=model,
+                connections=connections,
+                rows=rows,
+                off_requests_per_s=_median(p.ok_requests_per_s for p in off.values()),
+                on_requests_per_s=_median(p.ok_requests_per_s for p in on.values()),
+                rate_ratio=tuple(rate_ratios),
+                off_cpu_us=_median(off_cpu),
+                on_cpu_us=_median(p.cpu_us_per_request for p in on.values()),
+                cpu_delta_us=tuple(deltas),
+                off_cpu_range_us=max(off_cpu) - min(off_cpu) if len(off_cpu) > 1 else None,
+            )
+        )
     return found
 
 
@@ -776,6 +857,94 @@ def _raw_lines(report: BenchReport) -> list[str]:
     ]
 
 
+_TRACING_TITLE: Final = (
+    "(a) with tracing on (every request sampled, spans exported over OTLP/HTTP) against (a) "
+    "with tracing off, medians [per round]:"
+)
+_TRACING_HEADER: Final = [
+    "model",
+    "conns",
+    "off req/s",
+    "on req/s",
+    "on/off req/s",
+    "off CPU us/req",
+    "on CPU us/req",
+    "on - off CPU us/req",
+    "off CPU range over rounds",
+]
+
+
+def _us(value: float) -> str:
+    return f"{value:,.0f} us"
+
+
+def _tracing_rows(found: Sequence[TracingComparison]) -> list[list[str]]:
+    rows: list[list[str]] = []
+    for c in found:
+        ratio, delta = c.median_rate_ratio, c.median_cpu_delta_us
+        rows.append(
+            [
+                MODEL_LABELS.get(c.model, c.model),
+                str(c.connections),
+                "-" if c.off_requests_per_s is None else _fmt_rate(c.off_requests_per_s),
+                "-" if c.on_requests_per_s is None else _fmt_rate(c.on_requests_per_s),
+                "-" if ratio is None else f"{_times(ratio)} [{_rounds_text(c.rate_ratio, _times)}]",
+                _fmt_cpu(c.off_cpu_us),
+                _fmt_cpu(c.on_cpu_us),
+                "-"
+                if delta is None
+                else f"{delta:+,.0f} [{_rounds_text(c.cpu_delta_us, lambda v: f'{v:+,.0f}')}]",
+                "-" if c.off_cpu_range_us is None else _fmt_cpu(c.off_cpu_range_us),
+            ]
+        )
+    return rows
+
+
+def _tracing_lines(report: BenchReport) -> list[str]:
+    """What tracing costs per request: on against off, and off against no tracing code."""
+    lines: list[str] = []
+    found = tracing_comparisons(report.points)
+    for c in found:
+        delta = c.median_cpu_delta_us
+        if delta is None or not c.off_cpu_us:
+            continue
+        lines.append(
+            f"Tracing on costs {MODEL_LABELS.get(c.model, c.model)} at "
+            f"{_connections_text(c.connections)} {delta:+,.0f} us CPU per request "
+            f"({delta / c.off_cpu_us:+.0%}), every request sampled and exported."
+        )
+    micro = report.tracing
+    if micro is None:
+        return lines
+    lines.append(
+        f"In-process ({MODEL_LABELS.get(micro.model, micro.model)}, single-row POST /predict "
+        "through the app's prediction path, one request at a time, medians of "
+        f"{micro.blocks} blocks per app): tracing off {micro.off_s * 1e6:.1f} us per request "
+        f"(CPU {micro.off_cpu_s * 1e6:.1f}), a second identical app "
+        f"{micro.off_again_s * 1e6:.1f} us (noise: "
+        f"{abs(micro.off_again_s - micro.off_s) * 1e6:.1f} us), tracing on with the spans "
+        f"dropped instead of exported {micro.on_s * 1e6:.1f} us (CPU {micro.on_cpu_s * 1e6:.1f})."
+    )
+    overhead_ns = micro.off_overhead_s * 1e9
+    text = (
+        f"Tracing off costs {overhead_ns:,.0f} ns per request over code without tracing (its "
+        f"checks and extra await, timed alone: {micro.checks_s * 1e9:,.0f} against "
+        f"{micro.stub_s * 1e9:,.0f} ns), {micro.off_overhead_s / micro.off_s:.2%} of the "
+        "in-process path"
+    )
+    at_one = next((c for c in found if c.model == micro.model and c.off_cpu_us), None)
+    if at_one is not None and at_one.off_cpu_us:
+        text += (
+            f" and {micro.off_overhead_s * 1e6 / at_one.off_cpu_us:.3%} of (a)'s "
+            f"{_us(at_one.off_cpu_us)} CPU per request at "
+            f"{_connections_text(at_one.connections)}"
+        )
+        if at_one.off_cpu_range_us is not None:
+            text += f", whose rounds ranged over {_us(at_one.off_cpu_range_us)}"
+    lines.append(text + ": within noise.")
+    return lines
+
+
 def render_text(report: BenchReport) -> str:
     """The console report: the table, the ratios, the raw rates and the targets."""
     summaries = summarize(report.points)
@@ -801,6 +970,13 @@ def render_text(report: BenchReport) -> str:
     raw = _raw_lines(report)
     if raw:
         parts += ["", *raw]
+    traced = tracing_comparisons(report.points)
+    if traced:
+        right = frozenset(range(1, len(_TRACING_HEADER)))
+        parts += ["", _TRACING_TITLE, _text_table(_TRACING_HEADER, _tracing_rows(traced), right)]
+    tracing_lines = _tracing_lines(report)
+    if tracing_lines:
+        parts += ["", *tracing_lines]
     parts += ["", "Targets (single-row requests, medians of the rounds):"]
     for target in evaluate_targets(
         report.points, report.raw_rows_per_s, report.bulk_rows, report.micro
@@ -863,6 +1039,19 @@ def render_markdown(report: BenchReport, *, plot_name: str | None = None) -> str
         right = frozenset(range(2, len(header) - 1))
         lines += ["## Model calls in-process", "", _MICRO_TITLE, "", _md_table(header, rows, right)]
         lines += [""]
+    traced = tracing_comparisons(report.points)
+    tracing_lines = _tracing_lines(report)
+    if traced or tracing_lines:
+        lines += ["## Tracing", ""]
+        if traced:
+            right = frozenset(range(1, len(_TRACING_HEADER)))
+            lines += [
+                _TRACING_TITLE,
+                "",
+                _md_table(_TRACING_HEADER, _tracing_rows(traced), right),
+                "",
+            ]
+        lines += [f"- {line}" for line in tracing_lines] + [""]
     found = ratios(report.points)
     if found:
         header, rows = _ratio_rows(found)
@@ -914,6 +1103,18 @@ def report_json(report: BenchReport) -> bytes:
             for point in report.points
         ],
         "micro": [asdict(result) for result in report.micro],
+        "tracing": None if report.tracing is None else asdict(report.tracing),
+        "tracing_exports": (
+            None if report.tracing_exports is None else asdict(report.tracing_exports)
+        ),
+        "tracing_comparisons": [
+            {
+                **asdict(c),
+                "median_rate_ratio": c.median_rate_ratio,
+                "median_cpu_delta_us": c.median_cpu_delta_us,
+            }
+            for c in tracing_comparisons(report.points)
+        ],
         "targets": [{**asdict(target), "verdict": target.verdict} for target in targets],
     }
     return orjson.dumps(payload, option=orjson.OPT_INDENT_2)

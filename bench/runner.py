@@ -5,7 +5,9 @@ a time. Each point is an unmeasured warm-up of the same load, a scrape of the se
 metrics, a reading of the server's process-tree CPU time, the measured wrk run, and a second
 reading and scrape. Servers are stopped when their points are done or the run fails; wrk stops
 by itself after ``-d``. Before any server starts, the models' ``predict`` is timed in-process
-(the raw bulk rate and the micro-benchmark), while the machine is otherwise quiet.
+(the raw bulk rate and the micro-benchmark), and so is the app's prediction path with tracing
+off and on, while the machine is otherwise quiet. The traced server row exports its spans to a
+receiver in this process (:mod:`bench.otlp`) that lives as long as the servers are measured.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -29,11 +33,17 @@ from bench.catalog import MODEL_LABELS
 from bench.catalog import SERVER_LABELS
 from bench.catalog import SERVICE
 from bench.catalog import SERVICE_313
+from bench.catalog import SERVICE_TRACED
 from bench.catalog import SERVICES
+from bench.catalog import TRACING_MODEL
 from bench.cpu import tree_cpu_s
+from bench.hooks import BLOCK_REQUESTS
+from bench.hooks import TracingMicro
 from bench.micro import MicroResult
 from bench.options import BenchOptions
 from bench.options import estimated_seconds
+from bench.otlp import OtlpSink
+from bench.otlp import SinkCounts
 from bench.report import BenchReport
 from bench.report import Point
 from bench.report import evaluate_targets
@@ -59,6 +69,9 @@ __all__ = ["PLOT_FILE", "REPORT_FILE", "RESULTS_FILE", "main", "run"]
 REPORT_FILE: Final = "bench-report.md"
 PLOT_FILE: Final = "bench.png"
 RESULTS_FILE: Final = "bench-results.json"
+# The in-process tracing measurement gets this many micro-benchmark cells' budgets (3 s by
+# default): its three apps' blocks alternate, so each gets a third.
+TRACING_MICRO_BUDGETS: Final = 10
 
 
 class _Bodies:
@@ -146,7 +159,21 @@ def _plan(options: BenchOptions, out: TextIO) -> _Plan:
     )
 
 
-def _notes(options: BenchOptions, plan: _Plan, load_before: str) -> tuple[str, ...]:
+def _tracing_note(plan: _Plan, exported: SinkCounts | None) -> str:
+    if SERVICE_TRACED not in plan.servers or exported is None:
+        return "(a) with tracing on: not measured (not in --servers)"
+    return (
+        "(a) with tracing on: PREDICTION_TRACING=true, every request sampled (a new trace "
+        "each: server, queue-wait and model-call spans), exported over OTLP/HTTP to a receiver "
+        "in the bench's process on 127.0.0.1 (its CPU not counted), which received "
+        f"{exported.spans:,} spans in {exported.exports:,} exports; (a) runs with "
+        "PREDICTION_TRACING=false"
+    )
+
+
+def _notes(
+    options: BenchOptions, plan: _Plan, load_before: str, exported: SinkCounts | None
+) -> tuple[str, ...]:
     import numpy
     import sklearn
 
@@ -154,7 +181,9 @@ def _notes(options: BenchOptions, plan: _Plan, load_before: str) -> tuple[str, .
 
     env = sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("PREDICTION_"))
     micro = (
-        f"{options.micro_s:g} s budget per model, engine and batch size"
+        f"{options.micro_s:g} s budget per model, engine and batch size; the prediction path "
+        f"with tracing off and on: {TRACING_MICRO_BUDGETS * options.micro_s:g} s, in blocks of "
+        f"{BLOCK_REQUESTS} requests"
         if options.micro_s
         else "skipped"
     )
@@ -177,6 +206,7 @@ def _notes(options: BenchOptions, plan: _Plan, load_before: str) -> tuple[str, .
         f"({plan.workers_source}); environment: "
         f"{' '.join(env) if env else 'no PREDICTION_* variables'}",
         f"(a) on Python 3.13: {plan.python313_note}",
+        _tracing_note(plan, exported),
         f"(d) bare Quart+Hypercorn: {plan.workers} worker(s) (as (a)), the same Hypercorn "
         "config and event loop; the 1-process (d) only with --servers ...,bare-1",
         f"in-process predict micro-benchmark: {micro}",
@@ -242,35 +272,31 @@ def _measure_server(
     round_number: int,
     out: TextIO,
 ) -> list[Point]:
-    cases = [(connections, 1, bodies.single_path) for connections in options.connections]
-    if options.bulk_rows:
-        cases.append((options.bulk_connections, options.bulk_rows, bodies.bulk_path))
     points: list[Point] = []
-    for model in options.models:
-        for connections, rows, body in cases:
-            point = _measure(
-                running=running,
-                model=model,
-                connections=connections,
-                rows=rows,
-                body=body,
-                script=script,
-                options=options,
-                round_number=round_number,
-            )
-            points.append(point)
-            result = point.result
-            p99 = "-" if result.p99_s is None else f"{result.p99_s * 1000:.1f} ms"
-            cpu = point.cpu_us_per_request
-            cpu_text = "" if cpu is None else f", CPU {cpu:,.0f} us/req"
-            batch = "" if point.mean_batch_rows is None else f", batch {point.mean_batch_rows:.1f}"
-            print(
-                f"  {MODEL_LABELS[model]:18} {rows:>3} row(s) x {connections:>3} conns: "
-                f"{point.ok_requests_per_s:>9,.0f} req/s, p99 {p99}, "
-                f"errors {result.errors}{cpu_text}{batch}",
-                file=out,
-                flush=True,
-            )
+    for case in options.cases(running.name):
+        point = _measure(
+            running=running,
+            model=case.model,
+            connections=case.connections,
+            rows=case.rows,
+            body=bodies.single_path if case.rows == 1 else bodies.bulk_path,
+            script=script,
+            options=options,
+            round_number=round_number,
+        )
+        points.append(point)
+        result = point.result
+        p99 = "-" if result.p99_s is None else f"{result.p99_s * 1000:.1f} ms"
+        cpu = point.cpu_us_per_request
+        cpu_text = "" if cpu is None else f", CPU {cpu:,.0f} us/req"
+        batch = "" if point.mean_batch_rows is None else f", batch {point.mean_batch_rows:.1f}"
+        print(
+            f"  {MODEL_LABELS[case.model]:18} {case.rows:>3} row(s) x {case.connections:>3} "
+            f"conns: {point.ok_requests_per_s:>9,.0f} req/s, p99 {p99}, "
+            f"errors {result.errors}{cpu_text}{batch}",
+            file=out,
+            flush=True,
+        )
     return points
 
 
@@ -281,23 +307,59 @@ def _load_models(store_root: Path, models: Sequence[str]) -> dict[str, Any]:
     return {model: store.load(model, store.versions(model)[-1]).model for model in models}
 
 
+@dataclass(frozen=True, slots=True)
+class _InProcess:
+    """What is measured in the bench's own process, before any server competes for the CPU."""
+
+    raw: dict[str, float]
+    micro: tuple[MicroResult, ...]
+    tracing: TracingMicro | None
+
+
 def _in_process(
-    loaded: Mapping[str, Any], options: BenchOptions, out: TextIO
-) -> tuple[dict[str, float], tuple[MicroResult, ...]]:
-    """The raw bulk rows/s and the micro-benchmark, before any server competes for the CPU."""
+    loaded: Mapping[str, Any],
+    options: BenchOptions,
+    *,
+    store_root: Path,
+    work_dir: Path,
+    out: TextIO,
+) -> _InProcess:
+    """The raw bulk rows/s, the micro-benchmark and tracing's cost per request."""
+    from bench.hooks import tracing_micro
     from bench.micro import micro_benchmark
     from bench.models import dataset
     from bench.models import raw_rows_per_s
+    from bench.models import request_body
 
     raw = {}
     if options.bulk_rows:
         raw = {model: raw_rows_per_s(fitted, options.bulk_rows) for model, fitted in loaded.items()}
     micro: tuple[MicroResult, ...] = ()
+    tracing: TracingMicro | None = None
     if options.micro_s:
         print("timing predict in-process", file=out, flush=True)
         X, _ = dataset()
         micro = tuple(micro_benchmark(loaded, X, budget_s=options.micro_s))
-    return raw, micro
+        model = TRACING_MODEL if TRACING_MODEL in loaded else next(iter(loaded))
+        print("timing the prediction path in-process, tracing off and on", file=out, flush=True)
+        tracing = tracing_micro(
+            store_root,
+            model,
+            request_body(1),
+            budget_s=TRACING_MICRO_BUDGETS * options.micro_s,
+            work_dir=work_dir,
+        )
+    return _InProcess(raw=raw, micro=micro, tracing=tracing)
+
+
+@contextmanager
+def _otlp_sink(plan: _Plan) -> Iterator[OtlpSink | None]:
+    """The receiver of the traced row's spans, for the whole run; None without that row."""
+    if SERVICE_TRACED not in plan.servers:
+        yield None
+        return
+    with OtlpSink() as sink:
+        yield sink
 
 
 def _collect(
@@ -307,6 +369,7 @@ def _collect(
     work_dir: Path,
     store_root: Path,
     artifacts: Mapping[str, Path],
+    sink: OtlpSink | None,
     out: TextIO,
 ) -> list[Point]:
     bodies = _Bodies(work_dir, options.bulk_rows)
@@ -340,10 +403,14 @@ def _collect(
                 workers=plan.workers,
                 service_workers=options.service_workers,
                 python313=plan.python313,
+                otlp_endpoint=None if sink is None else sink.endpoint,
                 cwd=work_dir,
             ) as running:
                 points += measure(running)
-            print(f"  ({time.monotonic() - started:.0f} s)", file=out, flush=True)
+            exported = ""
+            if server == SERVICE_TRACED and sink is not None:
+                exported = f", {sink.counts.spans:,} spans exported so far"
+            print(f"  ({time.monotonic() - started:.0f} s{exported})", file=out, flush=True)
     return points
 
 
@@ -358,9 +425,10 @@ def run(options: BenchOptions, *, out: TextIO = sys.stdout) -> BenchReport:
     started = time.monotonic()
     plan = _plan(options, out)
     print(
-        f"bench: {len(plan.servers)} servers x {options.rounds} rounds x "
-        f"{options.points_per_server} points, about "
-        f"{estimated_seconds(options, len(plan.servers)) / 60:.0f} min",
+        f"bench: {len(plan.servers)} servers x {options.rounds} rounds, "
+        f"{options.rounds * sum(len(options.cases(server)) for server in plan.servers)} "
+        "measured points, about "
+        f"{estimated_seconds(options, plan.servers) / 60:.0f} min",
         file=out,
         flush=True,
     )
@@ -370,24 +438,35 @@ def run(options: BenchOptions, *, out: TextIO = sys.stdout) -> BenchReport:
         from bench.models import prepare_store
 
         artifacts = prepare_store(store_root, options.models)
-        raw, micro = _in_process(_load_models(store_root, options.models), options, out)
-        points = _collect(
+        measured = _in_process(
+            _load_models(store_root, options.models),
             options,
-            plan,
-            work_dir=work_dir,
             store_root=store_root,
-            artifacts=artifacts,
+            work_dir=work_dir,
             out=out,
         )
+        with _otlp_sink(plan) as sink:
+            points = _collect(
+                options,
+                plan,
+                work_dir=work_dir,
+                store_root=store_root,
+                artifacts=artifacts,
+                sink=sink,
+                out=out,
+            )
+            exported = None if sink is None else sink.counts
     report = BenchReport(
         points=tuple(points),
-        raw_rows_per_s=raw,
+        raw_rows_per_s=measured.raw,
         bulk_rows=options.bulk_rows,
         rounds=options.rounds,
         servers=plan.servers,
         models=options.models,
-        notes=_notes(options, plan, load_before),
-        micro=micro,
+        notes=_notes(options, plan, load_before, exported),
+        micro=measured.micro,
+        tracing=measured.tracing,
+        tracing_exports=exported,
     )
     results_dir = options.results_dir
     results_dir.mkdir(parents=True, exist_ok=True)

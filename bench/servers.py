@@ -37,6 +37,7 @@ from bench.catalog import FLASK_GTHREAD
 from bench.catalog import MODEL_PATHS_ENV
 from bench.catalog import SERVICE
 from bench.catalog import SERVICE_313
+from bench.catalog import SERVICE_TRACED
 
 __all__ = [
     "HOST",
@@ -87,14 +88,16 @@ def server_command(
     service_workers: int | None,
     workers: int,
     python313: Path | None = None,
+    otlp_endpoint: str | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """The command line and extra environment that start ``server`` on 127.0.0.1:``port``.
 
     ``service_workers`` is the service's ``--workers`` (None: its default); ``workers`` is
-    what that comes to, and (d) runs as many. ``python313`` runs the service-3.13 row.
+    what that comes to, and (d) runs as many. ``python313`` runs the service-3.13 row, and
+    ``otlp_endpoint`` (``OTEL_EXPORTER_OTLP_ENDPOINT``) receives the traced row's spans.
     """
     bind = f"{HOST}:{port}"
-    if server in (SERVICE, SERVICE_313):
+    if server in (SERVICE, SERVICE_313, SERVICE_TRACED):
         python = sys.executable
         if server == SERVICE_313:
             if python313 is None:
@@ -104,7 +107,19 @@ def server_command(
         command += ["--model-store", str(store_root)]
         if service_workers is not None:
             command += ["--workers", str(service_workers)]
-        return command, {}
+        # (a) is the service as shipped, tracing off whatever the bench's environment says.
+        env = {"PREDICTION_TRACING": "false"}
+        if server == SERVICE_TRACED:
+            if otlp_endpoint is None:
+                raise BenchError("the traced row needs an OTLP endpoint to export to")
+            # Every request starts a trace and is sampled (the SDK's default sampler, for
+            # requests without a traceparent): tracing's full cost, export included.
+            env = {
+                "PREDICTION_TRACING": "true",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
+                "OTEL_SERVICE_NAME": "prediction-bench",
+            }
+        return command, env
     if server in (BARE, BARE_ONE):
         processes = workers if server == BARE else 1
         command = [sys.executable, "-m", "bench.apps.bare_app", "--port", str(port)]
@@ -243,6 +258,7 @@ def start_server(
     workers: int,
     service_workers: int | None = None,
     python313: Path | None = None,
+    otlp_endpoint: str | None = None,
     cwd: Path | None = None,
 ) -> Iterator[RunningServer]:
     """Start ``server`` on a free port, wait until it answers, and stop it when the block ends.
@@ -259,6 +275,7 @@ def start_server(
         service_workers=service_workers,
         workers=workers,
         python313=python313,
+        otlp_endpoint=otlp_endpoint,
     )
     log_path = log_dir / f"{server}-{port}.log"
     with log_path.open("wb") as log:

@@ -40,7 +40,7 @@ def test_bench_measures_the_service_and_writes_the_report_and_plot(tmp_path: Pat
         "--rounds=1",
         "--connections=1,4",
         "--models=logreg",
-        "--servers=service,service-3.13,bare,bare-1",
+        "--servers=service,service-3.13,service-traced,bare,bare-1",
         "--py313=no-such-python-3.13",
         "--bulk-rows=16",
         "--bulk-connections=2",
@@ -54,8 +54,10 @@ def test_bench_measures_the_service_and_writes_the_report_and_plot(tmp_path: Pat
     assert "LogisticRegression, 1 connection: p50 of (a) - p50 of (d)" in out
     assert "CPU us/req" in out
     assert "In-process predict, median us per call" in out
+    assert "Tracing on costs LogisticRegression at 1 connection" in out
+    assert "Tracing off costs" in out
     report = (results / "bench-report.md").read_text()
-    for heading in ("## Targets", "## Model calls in-process"):
+    for heading in ("## Targets", "## Model calls in-process", "## Tracing"):
         assert heading in report
     for label in ("(a) service", "(d) bare Quart+Hypercorn", "(d) bare Quart+Hypercorn, 1 process"):
         assert f"| {label} |" in report
@@ -64,7 +66,22 @@ def test_bench_measures_the_service_and_writes_the_report_and_plot(tmp_path: Pat
     png = (results / "bench.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     payload = orjson.loads((results / "bench-results.json").read_bytes())
-    assert {p["server"] for p in payload["points"]} == {"service", "bare", "bare-1"}
+    assert {p["server"] for p in payload["points"]} == {
+        "service",
+        "service-traced",
+        "bare",
+        "bare-1",
+    }
+    # The traced row measures the LogisticRegression at 1 connection only: 4 is not one of its
+    # connection counts, and it has no bulk case.
+    traced = [p for p in payload["points"] if p["server"] == "service-traced"]
+    assert [(p["model"], p["connections"], p["rows"]) for p in traced] == [("logreg", 1, 1)]
+    assert traced[0]["result"]["non_2xx"] == 0
+    # Its spans reached the bench's receiver.
+    assert payload["tracing_exports"]["spans"] > 0
+    assert payload["tracing"]["model"] == "logreg"
+    assert payload["tracing"]["off_s"] > 0
+    assert [c["connections"] for c in payload["tracing_comparisons"]] == [1]
     service_points = [p for p in payload["points"] if p["server"] == "service"]
     # Two connection counts plus the bulk case, each answered without an error.
     assert len(service_points) == 3
@@ -94,6 +111,6 @@ def test_bench_rejects_an_unknown_server_in_one_line() -> None:
 
     assert completed.returncode == 2
     assert completed.stderr.strip().splitlines() == [
-        "error: --servers takes a comma-separated list of service, service-3.13, flask, "
-        "flask-2x8, bare, bare-1, got 'service,nginx'"
+        "error: --servers takes a comma-separated list of service, service-3.13, "
+        "service-traced, flask, flask-2x8, bare, bare-1, got 'service,nginx'"
     ]

@@ -15,6 +15,7 @@ from bench.catalog import BARE_ONE
 from bench.catalog import FLASK_GTHREAD
 from bench.catalog import SERVICE
 from bench.catalog import SERVICE_313
+from bench.catalog import SERVICE_TRACED
 from bench.py313 import Interpreter
 from bench.py313 import find_python313
 from bench.servers import server_command
@@ -53,7 +54,29 @@ def test_comparison_apps_import_the_bench_from_this_checkout() -> None:
 
     assert bare_env["PYTHONPATH"].split(os.pathsep)[0] == str(CHECKOUT)
     assert flask_env["PYTHONPATH"].split(os.pathsep)[0] == str(CHECKOUT)
-    assert service_env == {}
+    assert "PYTHONPATH" not in service_env
+
+
+def test_the_service_row_runs_with_tracing_off_and_the_traced_row_exports_to_the_bench() -> None:
+    """(a) has tracing off whatever the environment says; the traced row is (a)'s command line
+    with tracing on, exporting to the endpoint the bench gives it."""
+    default, service_env = command(SERVICE)
+    traced, traced_env = command(SERVICE_TRACED, otlp_endpoint="http://127.0.0.1:4318")
+
+    assert service_env == {"PREDICTION_TRACING": "false"}
+    assert traced == default
+    assert traced_env == {
+        "PREDICTION_TRACING": "true",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+        "OTEL_SERVICE_NAME": "prediction-bench",
+    }
+
+
+def test_the_traced_row_needs_an_endpoint() -> None:
+    """Asking for the traced row without a receiver is a BenchError, not a server exporting to
+    the default localhost:4318."""
+    with pytest.raises(BenchError, match="OTLP endpoint"):
+        command(SERVICE_TRACED)
 
 
 def test_service_rows_differ_only_in_their_python() -> None:
