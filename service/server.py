@@ -149,10 +149,25 @@ def bind(settings: Settings) -> list[socket.socket]:
 
 
 def _supervise(settings: Settings, sockets: Sequence[socket.socket], port: int) -> int:
-    """Run ``settings.workers`` worker processes on shared sockets; their first failure code."""
+    """Run ``settings.workers`` worker processes on shared sockets; their first failure code.
+
+    The workers' metrics directory is ``PROMETHEUS_MULTIPROC_DIR`` (wiped), or a temporary one
+    that is removed once they have all exited.
+    """
+    configured = os.environ.get(PROMETHEUS_MULTIPROC_ENV)
+    metrics_dir = _fresh_multiprocess_dir(configured)
     # Workers find the metrics directory in their environment before importing
     # prometheus_client (spawned processes start from scratch).
-    os.environ[PROMETHEUS_MULTIPROC_ENV] = str(_fresh_multiprocess_dir())
+    os.environ[PROMETHEUS_MULTIPROC_ENV] = str(metrics_dir)
+    try:
+        return _run_workers(settings, sockets, port)
+    finally:
+        if not configured:
+            del os.environ[PROMETHEUS_MULTIPROC_ENV]
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _run_workers(settings: Settings, sockets: Sequence[socket.socket], port: int) -> int:
     context = multiprocessing.get_context("spawn")
     workers: list[BaseProcess] = []
     reports: list[Connection] = []
@@ -237,9 +252,8 @@ def _worker(
     run_worker(settings, sockets, on_serving, lifeline=lifeline)
 
 
-def _fresh_multiprocess_dir() -> Path:
+def _fresh_multiprocess_dir(configured: str | None) -> Path:
     """An empty metrics directory: the configured one wiped, or a new temporary one."""
-    configured = os.environ.get(PROMETHEUS_MULTIPROC_ENV)
     if configured:
         path = Path(configured)
         if path.exists():

@@ -151,6 +151,24 @@ def test_one_summary_from_the_supervisor_of_two_workers(tmp_path: Path, store_ro
     assert 2 == len({r["pid"] for r in json_records(log) if r["message"] == "server stopped"})
 
 
+def test_supervisor_removes_the_metrics_directory_it_made(tmp_path: Path, store_root: Path) -> None:
+    """Without PROMETHEUS_MULTIPROC_DIR, the workers' temporary metrics directory is removed
+    once the server stops."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    with serve_process(
+        tmp_path,
+        "--model-store",
+        str(store_root),
+        env={"PREDICTION_WORKERS": "2", "TMPDIR": str(scratch)},
+    ) as server:
+        (made,) = scratch.glob("prediction-metrics-*")
+        assert any(made.iterdir()), "the workers write their metrics there"
+        assert 0 == server.stop()
+
+    assert not made.exists()
+
+
 def vm_rss_bytes(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
