@@ -21,6 +21,7 @@ from sklearn.base import is_classifier
 
 from service.store.errors import ArtifactError
 from service.store.errors import ManifestError
+from service.store.features import FeatureSchema
 
 __all__ = [
     "ARTIFACT_FILE",
@@ -143,6 +144,15 @@ def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _features(value: object) -> FeatureSchema | None:
+    if value is None:
+        return None
+    try:
+        return FeatureSchema.from_json(value)
+    except ValueError as err:
+        raise _FieldError("features", str(err)) from None
+
+
 def _validate(manifest: Manifest) -> None:
     name = _check_str("name", manifest.name)
     if NAME_PATTERN.fullmatch(name) is None:
@@ -196,6 +206,16 @@ def _validate(manifest: Manifest) -> None:
         raise _FieldError(
             "format", f"must be one of {', '.join(FORMATS)}, got {_shown(manifest.format)}"
         )
+    features: object = manifest.features
+    if features is not None:
+        if not isinstance(features, FeatureSchema):
+            raise _FieldError("features", f"must be a feature schema, got {_shown(features)}")
+        if len(features.features) != n_features:
+            raise _FieldError(
+                "features", f"has {len(features.features)} features but n_features is {n_features}"
+            )
+        if manifest.feature_names != features.names:
+            raise _FieldError("features", "must name the same columns, in order, as feature_names")
 
 
 def _is_classifier(model: object) -> bool:
@@ -237,6 +257,8 @@ class Manifest:
     """``("predict",)`` or ``("predict", "predict_proba")``."""
     format: ArtifactFormat = "joblib"
     """How the artifact is serialised; a manifest without the field is a first-release joblib."""
+    features: FeatureSchema | None = None
+    """The typed input columns of a model fitted on a table; None (absent) means all-numeric."""
 
     def __post_init__(self) -> None:
         try:
@@ -252,6 +274,8 @@ class Manifest:
         for field in (*_FIELDS, *_OPTIONAL_FIELDS):
             value = getattr(self, field)
             document[field] = list(value) if isinstance(value, tuple) else value
+        if self.features is not None:
+            document["features"] = self.features.to_json()
         return json.dumps(document, indent=2, allow_nan=False).encode() + b"\n"
 
     @classmethod
@@ -288,7 +312,14 @@ class Manifest:
             if field in _FIELDS or field in _OPTIONAL_FIELDS
         }
         try:
+            fields["features"] = _features(document.get("features"))
             return cls(**fields)
+        except _FieldError as err:
+            raise ManifestError(
+                f"manifest {source}: {err}",
+                name=_str_or_none(document.get("name")),
+                version=_int_or_none(document.get("version")),
+            ) from None
         except ManifestError as err:
             raise ManifestError(
                 f"manifest {source}: {err.detail}", name=err.name, version=err.version
@@ -305,6 +336,7 @@ class Manifest:
         feature_names: Sequence[str] | None = None,
         created_at: str | None = None,
         format: ArtifactFormat = "skops",
+        features: FeatureSchema | None = None,
     ) -> Manifest:
         """Describe a fitted model for the manifest of version ``version`` of ``name``.
 
@@ -317,6 +349,8 @@ class Manifest:
                 ``feature_names_in_`` (set when it was fitted on a DataFrame), else none.
             created_at: RFC 3339 UTC time; defaults to now.
             format: How the artifact is serialised; names the artifact's file.
+            features: The typed input columns of a model fitted on a table; their names are
+                the feature names.
 
         Raises:
             ArtifactError: If the model has no ``n_features_in_`` (it is not fitted) or its
@@ -337,6 +371,8 @@ class Manifest:
                 name=name,
                 version=version,
             )
+        if feature_names is None and features is not None:
+            feature_names = features.names
         if feature_names is None and hasattr(model, "feature_names_in_"):
             feature_names = [str(item) for item in model.feature_names_in_]
         classifier = _is_classifier(model)
@@ -373,4 +409,5 @@ class Manifest:
             classes=classes,
             outputs=outputs,
             format=format,
+            features=features,
         )
