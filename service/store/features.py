@@ -1,4 +1,4 @@
-"""The feature schema a manifest may carry: each input column's name, type, missing values, categories.
+"""The feature schema a manifest may carry: column names, types, missing values, categories.
 
 A version whose manifest has ``features`` was fitted on a table (a pandas DataFrame with typed
 columns) and is served one: requests may carry strings, booleans and missing values. A manifest

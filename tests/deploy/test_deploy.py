@@ -278,7 +278,8 @@ def test_image_compose_and_kubernetes_refuse_pickles(rendered: list[dict[str, An
         _env(runtime).get("PREDICTION_ALLOW_PICKLE"),
     ]
     assert any(
-        "PREDICTION_ALLOW_PICKLE=false /venv/bin/python -P -m service verify" in run for run in builds
+        "PREDICTION_ALLOW_PICKLE=false /venv/bin/python -P -m service verify" in run
+        for run in builds
     )
 
 
