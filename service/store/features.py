@@ -38,7 +38,8 @@ class Feature:
     """The values a string column's encoder knows, where the model knows them; else any string."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
+        name: object = self.name  # from_json passes the manifest's value unchecked
+        if not isinstance(name, str) or not name:
             raise ValueError(f"a feature name must be a non-empty string, got {self.name!r}")
         if self.type not in FEATURE_TYPES:
             raise ValueError(
