@@ -17,6 +17,7 @@ from service.http import create_app
 from service.settings import Settings
 from service.store import ModelStore
 from tests.integration.conftest import serve_through
+from tests.loans import LOANS_SCHEMA
 from tests.loans import ROWS
 from tests.loans import add_loans
 from tests.loans import train_loans
@@ -192,3 +193,63 @@ async def test_unknown_category_fails_only_its_request(client: Client) -> None:
 
     assert [r.status_code for r in responses] == [400 if i == 5 else 200 for i in range(CONCURRENT)]
     assert "unknown categories" in (await responses[5].get_json())["error"]
+
+
+V2_DATATYPES = {"string": "BYTES", "bool": "BOOL", "int": "INT64", "float": "FP64"}
+
+
+def v2_inputs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": feature.name,
+            "datatype": V2_DATATYPES[feature.type],
+            "shape": [len(rows)],
+            "data": [row.get(feature.name) for row in rows],
+        }
+        for feature in LOANS_SCHEMA.features
+    ]
+
+
+async def test_v2_infer_json_matches_pandas(client: Client, model: Any) -> None:
+    """V2 infer with one JSON tensor per feature (BYTES, BOOL, INT64, FP64, nulls) answers
+    the model's labels and probabilities on pd.DataFrame(rows)."""
+    response = await client.post(
+        "/v2/models/loans/infer",
+        json={
+            "inputs": v2_inputs(ROWS),
+            "outputs": [{"name": "predict"}, {"name": "predict_proba"}],
+        },
+    )
+
+    outputs = (await response.get_json())["outputs"]
+    frame = pd.DataFrame(ROWS)
+    assert outputs[0] == {
+        "name": "predict",
+        "datatype": "BYTES",
+        "shape": [3],
+        "data": model.predict(frame).tolist(),
+    }
+    assert outputs[1]["data"] == model.predict_proba(frame).ravel().tolist()
+
+
+async def test_v2_bad_tensor_is_400(client: Client) -> None:
+    """A feature's tensor of the wrong datatype is a 400 naming the input."""
+    inputs = v2_inputs(ROWS)
+    inputs[3]["datatype"] = "FP64"
+
+    response = await client.post("/v2/models/loans/infer", json={"inputs": inputs})
+
+    assert (response.status_code, await response.get_json()) == (
+        400,
+        {"error": "Input 'age' has datatype 'FP64'; feature 'age' (int) takes INT64, INT32."},
+    )
+
+
+async def test_v2_metadata_lists_the_features(client: Client) -> None:
+    """Model metadata lists one input per feature with its datatype."""
+    response = await client.get("/v2/models/loans")
+
+    assert (await response.get_json())["inputs"] == [
+        {"name": feature.name, "datatype": V2_DATATYPES[feature.type], "shape": [-1]}
+        for feature in LOANS_SCHEMA.features
+    ]
