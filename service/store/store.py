@@ -40,6 +40,7 @@ from service.store.errors import ManifestError
 from service.store.errors import PickleNotAllowedError
 from service.store.errors import StoreLayoutError
 from service.store.errors import VersionMismatchError
+from service.store.features import FeatureSchema
 from service.store.manifest import ARTIFACT_FILE
 from service.store.manifest import MANIFEST_FILE
 from service.store.manifest import NAME_PATTERN
@@ -287,7 +288,12 @@ class ModelStore:
         return LoadedArtifact(manifest=manifest, model=model, version_mismatch=mismatch)
 
     def register(
-        self, artifact: Path, name: str, *, feature_names: Sequence[str] | None = None
+        self,
+        artifact: Path,
+        name: str,
+        *,
+        feature_names: Sequence[str] | None = None,
+        features: FeatureSchema | None = None,
     ) -> Manifest:
         """Add a joblib or skops file as the next version of ``name``, as skops, atomically.
 
@@ -300,6 +306,7 @@ class ModelStore:
             artifact: Path of the joblib or skops file (told apart by content, not name).
             name: The model's name; created if new.
             feature_names: Names of the input columns (see :meth:`Manifest.describe`).
+            features: The typed input columns of a model fitted on a table.
 
         Returns:
             The manifest written, whose ``version`` is the number assigned.
@@ -321,8 +328,10 @@ class ModelStore:
         source_format = artifacts.format_of(data)
         model = self._loaded_for_writing(data, source_format, name)
         if source_format == "skops":
-            return self._add(data, model, name, feature_names=feature_names, format="skops")
-        return self.save(model, name, feature_names=feature_names)
+            return self._add(
+                data, model, name, feature_names=feature_names, features=features, format="skops"
+            )
+        return self.save(model, name, feature_names=feature_names, features=features)
 
     def save(
         self,
@@ -330,6 +339,7 @@ class ModelStore:
         name: str,
         *,
         feature_names: Sequence[str] | None = None,
+        features: FeatureSchema | None = None,
         format: ArtifactFormat = "skops",
     ) -> Manifest:
         """Write a fitted model as ``format`` and register it as the next version of ``name``.
@@ -348,7 +358,13 @@ class ModelStore:
         data = artifacts.dump(model, format, name=name)
         stored = self._loaded_for_writing(data, format, name)
         return self._add(
-            data, stored, name, feature_names=feature_names, format=format, check=model
+            data,
+            stored,
+            name,
+            feature_names=feature_names,
+            features=features,
+            format=format,
+            check=model,
         )
 
     def convert(self, name: str, version: int) -> Manifest | None:
@@ -415,6 +431,7 @@ class ModelStore:
         name: str,
         *,
         feature_names: Sequence[str] | None,
+        features: FeatureSchema | None,
         format: ArtifactFormat,
         check: object | None = None,
     ) -> Manifest:
@@ -431,6 +448,7 @@ class ModelStore:
             feature_names=feature_names,
             created_at=utc_now(),
             format=format,
+            features=features,
         )
         _check_model(model, manifest)
         if check is not None and format == "skops":

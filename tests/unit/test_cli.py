@@ -19,7 +19,7 @@ from tests.custom_types import Clip
 
 
 def test_demo_builds_then_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """demo writes iris and diabetes once; a second run writes nothing."""
+    """demo writes the demo models once; a second run writes nothing."""
     store = tmp_path / "store"
 
     assert 0 == main(["demo", "--model-store", str(store)])
@@ -74,7 +74,7 @@ def test_register_refuses_non_model(
 def test_verify_passes_clean_store(store_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """verify exits 0 when every version checks out."""
     assert 0 == main(["verify", "--model-store", str(store_root)])
-    assert "all 2 versions verified" in capsys.readouterr().out
+    assert "all 3 versions verified" in capsys.readouterr().out
 
 
 def test_verify_names_each_bad_version(
