@@ -25,10 +25,8 @@ from sklearn.preprocessing import StandardScaler
 
 from service.store import Manifest
 from service.store import ModelStore
-from service.store.features import Feature
-from service.store.features import FeatureSchema
 
-__all__ = ["DEMO_MODELS", "LOANS_SCHEMA", "build_demo", "loans_table"]
+__all__ = ["DEMO_MODELS", "build_demo", "loans_table"]
 
 DEMO_MODELS: Final[tuple[str, ...]] = ("iris", "diabetes", "loans")
 
@@ -48,18 +46,6 @@ def _train_diabetes() -> Any:
 
 PURPOSES: Final = ("business", "car", "education", "home", "medical")
 EMPLOYMENTS: Final = ("retired", "salaried", "self-employed", "unemployed")
-LOANS_SCHEMA: Final = FeatureSchema(
-    (
-        Feature("purpose", "string", categories=PURPOSES),
-        Feature("employment", "string", nullable=True, categories=EMPLOYMENTS),
-        Feature("owns_home", "bool"),
-        Feature("age", "int"),
-        Feature("income", "float", nullable=True),
-        Feature("loan_amount", "float"),
-        Feature("open_accounts", "int", nullable=True),
-    )
-)
-"""The loans model's input columns, as its manifest records them."""
 _LOANS_ROWS: Final = 2000
 _LOANS_SEED: Final = 15
 
@@ -132,12 +118,20 @@ def _train_loans() -> Any:
 
 # iris and diabetes are fitted on numpy arrays (no feature_names_in_, so clients may send plain
 # rows); the names reach the manifest explicitly instead. loans is fitted on a DataFrame.
-_DEMOS: Final[dict[str, tuple[Callable[[], Any], tuple[str, ...]]]] = {
+_DEMOS: Final[dict[str, tuple[Callable[[], Any], tuple[str, ...] | None]]] = {
     "iris": (_train_iris, IRIS_FEATURES),
     "diabetes": (_train_diabetes, DIABETES_FEATURES),
-    "loans": (_train_loans, LOANS_SCHEMA.names),
+    "loans": (_train_loans, None),
 }
-_SCHEMAS: Final[dict[str, FeatureSchema]] = {"loans": LOANS_SCHEMA}
+
+
+def _loans_example() -> pd.DataFrame:
+    # The table holds open_accounts as floats only because NaN needs a float column; the example
+    # the schema is inferred from says they are whole numbers.
+    return loans_table()[0].astype({"open_accounts": "Int64"})
+
+
+_EXAMPLES: Final[dict[str, Callable[[], pd.DataFrame]]] = {"loans": _loans_example}
 
 
 def build_demo(store: ModelStore) -> list[Manifest]:
@@ -157,7 +151,6 @@ def build_demo(store: ModelStore) -> list[Manifest]:
         if store.versions(name):
             continue
         train, feature_names = _DEMOS[name]
-        written.append(
-            store.save(train(), name, feature_names=feature_names, features=_SCHEMAS.get(name))
-        )
+        example = _EXAMPLES[name]() if name in _EXAMPLES else None
+        written.append(store.save(train(), name, feature_names=feature_names, example=example))
     return written

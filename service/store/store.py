@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from typing import Final
 
+import pandas as pd
 import sklearn
 
 from service.store import artifacts
@@ -48,6 +49,7 @@ from service.store.manifest import SKOPS_FILE
 from service.store.manifest import ArtifactFormat
 from service.store.manifest import Manifest
 from service.store.manifest import utc_now
+from service.store.schema import infer_schema
 
 __all__ = ["ARTIFACT_FILE", "MANIFEST_FILE", "SKOPS_FILE", "LoadedArtifact", "ModelStore"]
 
@@ -294,6 +296,7 @@ class ModelStore:
         *,
         feature_names: Sequence[str] | None = None,
         features: FeatureSchema | None = None,
+        example: pd.DataFrame | None = None,
     ) -> Manifest:
         """Add a joblib or skops file as the next version of ``name``, as skops, atomically.
 
@@ -306,7 +309,9 @@ class ModelStore:
             artifact: Path of the joblib or skops file (told apart by content, not name).
             name: The model's name; created if new.
             feature_names: Names of the input columns (see :meth:`Manifest.describe`).
-            features: The typed input columns of a model fitted on a table.
+            features: The typed input columns, declared; else they are inferred from the
+                model (see :func:`~service.store.schema.infer_schema`).
+            example: Rows of the table the model takes, to infer the column types from.
 
         Returns:
             The manifest written, whose ``version`` is the number assigned.
@@ -319,6 +324,8 @@ class ModelStore:
                 once it is.
             VersionMismatchError: If it was made with another scikit-learn version.
             ManifestError: If ``feature_names`` does not match the model's number of features.
+            FeatureSchemaError: If the model's input columns cannot be typed, or ``features``
+                or ``example`` do not fit its columns.
         """
         self._check_name(name)
         try:
@@ -329,9 +336,17 @@ class ModelStore:
         model = self._loaded_for_writing(data, source_format, name)
         if source_format == "skops":
             return self._add(
-                data, model, name, feature_names=feature_names, features=features, format="skops"
+                data,
+                model,
+                name,
+                feature_names=feature_names,
+                features=features,
+                example=example,
+                format="skops",
             )
-        return self.save(model, name, feature_names=feature_names, features=features)
+        return self.save(
+            model, name, feature_names=feature_names, features=features, example=example
+        )
 
     def save(
         self,
@@ -340,6 +355,7 @@ class ModelStore:
         *,
         feature_names: Sequence[str] | None = None,
         features: FeatureSchema | None = None,
+        example: pd.DataFrame | None = None,
         format: ArtifactFormat = "skops",
     ) -> Manifest:
         """Write a fitted model as ``format`` and register it as the next version of ``name``.
@@ -363,6 +379,7 @@ class ModelStore:
             name,
             feature_names=feature_names,
             features=features,
+            example=example,
             format=format,
             check=model,
         )
@@ -432,6 +449,7 @@ class ModelStore:
         *,
         feature_names: Sequence[str] | None,
         features: FeatureSchema | None,
+        example: pd.DataFrame | None,
         format: ArtifactFormat,
         check: object | None = None,
     ) -> Manifest:
@@ -440,6 +458,7 @@ class ModelStore:
         ``check``: the in-memory model ``data`` was written from, when the format changed on the
         way (skops from an object), so that the stored model must predict as it does.
         """
+        features = infer_schema(model, example=example, declared=features, name=name)
         manifest = Manifest.describe(
             model,
             name=name,
