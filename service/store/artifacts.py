@@ -176,7 +176,9 @@ def dump(model: object, format: ArtifactFormat, *, name: str) -> bytes:
     return buffer.getvalue()
 
 
-def check_same_predictions(original: Any, converted: Any, manifest: Manifest) -> None:
+def check_same_predictions(
+    original: Any, converted: Any, manifest: Manifest, *, example: pd.DataFrame | None = None
+) -> None:
     """Check that ``converted`` answers every probe exactly as ``original`` does.
 
     The probes are fixed random rows at several scales, plus small integers and zeros (as
@@ -184,16 +186,23 @@ def check_same_predictions(original: Any, converted: Any, manifest: Manifest) ->
     schema's types, cycling through known categories and leaving nullable columns partly missing.
     A probe ``original`` rejects must be rejected by ``converted`` with the same exception type.
 
+    Args:
+        original: The model as it was given.
+        converted: The model as it loads from the written artifact.
+        manifest: The manifest being written.
+        example: Rows of the table a model with a feature schema takes, probed too: its string
+            columns hold values the model knows where the schema lists none.
+
     Raises:
         ArtifactError: If an answer differs, or ``original`` rejects every probe (then nothing
             was compared).
     """
     compared = 0
     for output in manifest.outputs:
-        probes = (
-            _probes(manifest.n_features)
+        probes: list[Any] = (
+            list(_probes(manifest.n_features))
             if manifest.features is None
-            else _table_probes(manifest.features)
+            else [*_table_probes(manifest.features), *_example_probe(example, manifest.features)]
         )
         for rows in probes:
             expected = _answer(getattr(original, output), rows)
@@ -212,8 +221,9 @@ def check_same_predictions(original: Any, converted: Any, manifest: Manifest) ->
                 raise _differs(manifest, output, "different values")
             compared += 1
     if not compared:
+        hint = "" if manifest.features is None else "; give an example table it accepts"
         raise ArtifactError(
-            "cannot check the converted model: the original rejects every probe row",
+            f"cannot check the converted model: the original rejects every probe row{hint}",
             name=manifest.name,
             version=manifest.version,
         )
@@ -232,6 +242,12 @@ def _probes(n_features: int) -> list[np.ndarray[Any, np.dtype[np.float64]]]:
 def _table_probes(schema: FeatureSchema) -> list[pd.DataFrame]:
     rng = np.random.default_rng(_PROBE_SEED)
     return [_table(schema, rng, rows, scale) for rows, scale in ((64, 1.0), (16, 100.0), (1, 0.0))]
+
+
+def _example_probe(example: pd.DataFrame | None, schema: FeatureSchema) -> list[pd.DataFrame]:
+    if example is None or not set(schema.names) <= set(example.columns):
+        return []
+    return [example.loc[:, list(schema.names)].head(64)]
 
 
 def _table(

@@ -471,7 +471,7 @@ class ModelStore:
         )
         _check_model(model, manifest)
         if check is not None and format == "skops":
-            artifacts.check_same_predictions(check, model, manifest)
+            artifacts.check_same_predictions(check, model, manifest, example=example)
         model_dir = self._model_dir(name)
         temp_dir = model_dir / f"{_TEMP_PREFIX}{secrets.token_hex(8)}"
         try:
