@@ -38,15 +38,17 @@ class Feature:
     """The values a string column's encoder knows, where the model knows them; else any string."""
 
     def __post_init__(self) -> None:
-        name: object = self.name  # from_json passes the manifest's value unchecked
+        # Typed as object: from_json passes a manifest's values unchecked.
+        name: object = self.name
+        nullable: object = self.nullable
         if not isinstance(name, str) or not name:
-            raise ValueError(f"a feature name must be a non-empty string, got {self.name!r}")
+            raise ValueError(f"a feature name must be a non-empty string, got {name!r}")
         if self.type not in FEATURE_TYPES:
             raise ValueError(
                 f"feature {self.name!r}: type must be one of {', '.join(FEATURE_TYPES)}, "
                 f"got {self.type!r}"
             )
-        if not isinstance(self.nullable, bool):
+        if not isinstance(nullable, bool):
             raise ValueError(f"feature {self.name!r}: nullable must be true or false")
         if self.categories is not None:
             if self.type != "string":
