@@ -16,19 +16,25 @@ from quart import Quart
 from service.http import create_app
 from service.settings import Settings
 from service.store import ModelStore
+from service.store.features import FeatureSchema
 from tests.integration.conftest import serve_through
-from tests.loans import LOANS_SCHEMA
 from tests.loans import ROWS
-from tests.loans import add_loans
-from tests.loans import train_loans
 from tests.types import Client
 
 CONCURRENT = 24
 
 
 @pytest.fixture(name="model", scope="module")
-def _model() -> Any:
-    return train_loans()
+def _model(demo_store_template: Path) -> Any:
+    """The loans demo model, as the server loads it."""
+    return ModelStore(demo_store_template).load("loans", 1).model
+
+
+@pytest.fixture(name="schema", scope="module")
+def _schema(demo_store_template: Path) -> FeatureSchema:
+    features = ModelStore(demo_store_template).load("loans", 1).manifest.features
+    assert features is not None
+    return features
 
 
 @pytest.fixture(name="registry")
@@ -38,9 +44,8 @@ def _registry() -> CollectorRegistry:
 
 @pytest.fixture(name="tables_app")
 async def _tables_app(
-    store_root: Path, model: Any, registry: CollectorRegistry, layer: str
+    store_root: Path, registry: CollectorRegistry, layer: str
 ) -> AsyncIterator[Quart]:
-    add_loans(ModelStore(store_root), model)
     # A generous wait with a batch the size of a burst: a burst fills one batch.
     settings = Settings(
         model_store=store_root,
@@ -198,7 +203,7 @@ async def test_unknown_category_fails_only_its_request(client: Client) -> None:
 V2_DATATYPES = {"string": "BYTES", "bool": "BOOL", "int": "INT64", "float": "FP64"}
 
 
-def v2_inputs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def v2_inputs(rows: list[dict[str, Any]], schema: FeatureSchema) -> list[dict[str, Any]]:
     return [
         {
             "name": feature.name,
@@ -206,17 +211,19 @@ def v2_inputs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "shape": [len(rows)],
             "data": [row.get(feature.name) for row in rows],
         }
-        for feature in LOANS_SCHEMA.features
+        for feature in schema.features
     ]
 
 
-async def test_v2_infer_json_matches_pandas(client: Client, model: Any) -> None:
+async def test_v2_infer_json_matches_pandas(
+    client: Client, model: Any, schema: FeatureSchema
+) -> None:
     """V2 infer with one JSON tensor per feature (BYTES, BOOL, INT64, FP64, nulls) answers
     the model's labels and probabilities on pd.DataFrame(rows)."""
     response = await client.post(
         "/v2/models/loans/infer",
         json={
-            "inputs": v2_inputs(ROWS),
+            "inputs": v2_inputs(ROWS, schema),
             "outputs": [{"name": "predict"}, {"name": "predict_proba"}],
         },
     )
@@ -232,9 +239,9 @@ async def test_v2_infer_json_matches_pandas(client: Client, model: Any) -> None:
     assert outputs[1]["data"] == model.predict_proba(frame).ravel().tolist()
 
 
-async def test_v2_bad_tensor_is_400(client: Client) -> None:
+async def test_v2_bad_tensor_is_400(client: Client, schema: FeatureSchema) -> None:
     """A feature's tensor of the wrong datatype is a 400 naming the input."""
-    inputs = v2_inputs(ROWS)
+    inputs = v2_inputs(ROWS, schema)
     inputs[3]["datatype"] = "FP64"
 
     response = await client.post("/v2/models/loans/infer", json={"inputs": inputs})
@@ -245,11 +252,11 @@ async def test_v2_bad_tensor_is_400(client: Client) -> None:
     )
 
 
-async def test_v2_metadata_lists_the_features(client: Client) -> None:
+async def test_v2_metadata_lists_the_features(client: Client, schema: FeatureSchema) -> None:
     """Model metadata lists one input per feature with its datatype."""
     response = await client.get("/v2/models/loans")
 
     assert (await response.get_json())["inputs"] == [
         {"name": feature.name, "datatype": V2_DATATYPES[feature.type], "shape": [-1]}
-        for feature in LOANS_SCHEMA.features
+        for feature in schema.features
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from service.errors import InvalidInputError
 from service.errors import TooManyRowsError
+from service.store import ModelStore
 from service.store.features import Feature
 from service.store.features import FeatureSchema
 from service.tables import check_value
@@ -18,9 +20,7 @@ from service.tables import table_from_columns
 from service.tables import table_from_rows
 from service.tables import table_outputs
 from service.tables import warm_up_table
-from tests.loans import LOANS_SCHEMA
 from tests.loans import ROWS
-from tests.loans import train_loans
 
 SCHEMA = FeatureSchema(
     (
@@ -30,6 +30,14 @@ SCHEMA = FeatureSchema(
         Feature("area", "float"),
     )
 )
+
+
+@pytest.fixture(name="loans", scope="module")
+def _loans(demo_store_template: Path) -> tuple[Any, FeatureSchema]:
+    """The loans demo model and its feature schema."""
+    artifact = ModelStore(demo_store_template).load("loans", 1)
+    assert artifact.manifest.features is not None
+    return artifact.model, artifact.manifest.features
 
 
 def table(rows: list[Any]) -> np.ndarray[Any, Any]:
@@ -201,32 +209,32 @@ def test_column_entirely_missing_keeps_its_dtype() -> None:
     assert [str(dtype) for dtype in frame.dtypes] == ["str", "float64", "bool", "float64"]
 
 
-def test_frame_matches_pandas_on_the_same_rows() -> None:
+def test_frame_matches_pandas_on_the_same_rows(loans: tuple[Any, FeatureSchema]) -> None:
     """The model answers the batch's frame exactly as it answers pd.DataFrame(rows)."""
-    model = train_loans()
-    frame = frame_from_table(table_from_rows(ROWS, LOANS_SCHEMA, max_rows=10), LOANS_SCHEMA)
+    model, schema = loans
+    frame = frame_from_table(table_from_rows(ROWS, schema, max_rows=10), schema)
 
     expected = model.predict_proba(pd.DataFrame(ROWS))
 
     assert model.predict_proba(frame).tolist() == expected.tolist()
 
 
-def test_table_outputs_answer_a_concatenated_batch() -> None:
-    """Tables of two requests, concatenated as the batcher does, answer row for row."""
-    model = train_loans()
-    outputs = table_outputs(model, LOANS_SCHEMA, ("predict",))
-    parts = [table_from_rows([row], LOANS_SCHEMA, max_rows=10) for row in ROWS]
+def test_table_outputs_answer_a_concatenated_batch(loans: tuple[Any, FeatureSchema]) -> None:
+    """Tables of several requests, concatenated as the batcher does, answer row for row."""
+    model, schema = loans
+    outputs = table_outputs(model, schema, ("predict",))
+    parts = [table_from_rows([row], schema, max_rows=10) for row in ROWS]
 
     batched = outputs["predict"](np.concatenate(parts))
 
     assert batched.tolist() == model.predict(pd.DataFrame(ROWS)).tolist()
 
 
-def test_warm_up_row_is_valid_for_the_model() -> None:
+def test_warm_up_row_is_valid_for_the_model(loans: tuple[Any, FeatureSchema]) -> None:
     """The warm-up row (first categories, false, zeros) is one the model answers."""
-    model = train_loans()
+    model, schema = loans
 
-    row = warm_up_table(LOANS_SCHEMA)
+    row = warm_up_table(schema)
 
     assert row.tolist() == [["business", "retired", False, 0, 0.0, 0.0, 0]]
-    assert len(table_outputs(model, LOANS_SCHEMA, ("predict",))["predict"](row)) == 1
+    assert len(table_outputs(model, schema, ("predict",))["predict"](row)) == 1
