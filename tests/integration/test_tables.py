@@ -260,3 +260,35 @@ async def test_v2_metadata_lists_the_features(client: Client, schema: FeatureSch
         {"name": feature.name, "datatype": V2_DATATYPES[feature.type], "shape": [-1]}
         for feature in schema.features
     ]
+
+
+def first_label(body: dict[str, Any]) -> Any:
+    """The first label of a /predict, V1 or V2 answer."""
+    if "prediction" in body:
+        return body["prediction"][0]
+    if "predictions" in body:
+        return body["predictions"][0]
+    return body["outputs"][0]["data"][0]
+
+
+async def test_three_protocols_share_batches(
+    client: Client, model: Any, schema: FeatureSchema, registry: CollectorRegistry
+) -> None:
+    """/predict, V1 and V2 requests for a table model arriving together share model calls and
+    each gets the labels pandas gives its rows."""
+    rows = [ROWS[i % len(ROWS)] for i in range(CONCURRENT)]
+
+    def send(index: int, row: dict[str, Any]) -> Any:
+        if index % 3 == 0:
+            return client.post("/predict", json={"features": [row]})
+        if index % 3 == 1:
+            return client.post("/v1/models/loans:predict", json={"instances": [row]})
+        return client.post("/v2/models/loans/infer", json={"inputs": v2_inputs([row], schema)})
+
+    responses = await asyncio.gather(*(send(i, row) for i, row in enumerate(rows)))
+
+    labels = [first_label(await response.get_json()) for response in responses]
+    assert labels == model.predict(pd.DataFrame(rows)).tolist()
+    calls = registry.get_sample_value("prediction_batch_rows_count", {"model": "loans"})
+    assert calls is not None
+    assert calls < CONCURRENT
