@@ -68,7 +68,7 @@ _EXAMPLE_TYPES: Final[dict[str, FeatureType]] = {
 # A numeric imputer strategy means the column was numbers.
 _NUMERIC_STRATEGIES: Final = frozenset({"mean", "median"})
 # With these, an encoder accepts strings it never saw, so its categories do not limit requests.
-_ACCEPTS_UNKNOWN: Final = frozenset({"ignore", "infrequent_if_exist", "use_encoded_value"})
+_ACCEPTS_UNKNOWN: Final = frozenset({"ignore", "infrequent_if_exist", "use_encoded_value", "warn"})
 
 
 @dataclass(frozen=True, slots=True)
