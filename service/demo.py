@@ -12,6 +12,7 @@ from typing import Final
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_diabetes
 from sklearn.datasets import load_iris
@@ -26,7 +27,7 @@ from sklearn.preprocessing import StandardScaler
 from service.store import Manifest
 from service.store import ModelStore
 
-__all__ = ["DEMO_MODELS", "build_demo", "loans_table"]
+__all__ = ["DEMO_MODELS", "EMPLOYMENTS", "PURPOSES", "build_demo", "loans_table"]
 
 DEMO_MODELS: Final[tuple[str, ...]] = ("iris", "diabetes", "loans")
 
@@ -50,7 +51,9 @@ _LOANS_ROWS: Final = 2000
 _LOANS_SEED: Final = 15
 
 
-def loans_table(rows: int = _LOANS_ROWS, seed: int = _LOANS_SEED) -> tuple[pd.DataFrame, Any]:
+def loans_table(
+    rows: int = _LOANS_ROWS, seed: int = _LOANS_SEED
+) -> tuple[pd.DataFrame, NDArray[np.str_]]:
     """A generated table of loan applications and their "approved"/"declined" outcomes.
 
     About 5% of ``employment``, ``income`` and ``open_accounts`` are missing (NaN), so

@@ -68,7 +68,7 @@ _EXAMPLE_TYPES: Final[dict[str, FeatureType]] = {
 # A numeric imputer strategy means the column was numbers.
 _NUMERIC_STRATEGIES: Final = frozenset({"mean", "median"})
 # With these, an encoder accepts strings it never saw, so its categories do not limit requests.
-_ACCEPTS_UNKNOWN: Final = frozenset({"ignore", "infrequent_if_exist", "use_encoded_value"})
+_ACCEPTS_UNKNOWN: Final = frozenset({"ignore", "infrequent_if_exist", "use_encoded_value", "warn"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +127,7 @@ def infer_schema(
     unknown = [column for column in names if readings[column].type is None]
     if unknown:
         raise FeatureSchemaError(
-            f"cannot tell the type of column {', '.join(map(repr, unknown))}: no fitted step "
+            f"cannot tell the type of {_columns(unknown)}: no fitted step "
             f"shows what it holds (it is passed on as it is, or unused); give an example table "
             f"(--example FILE) or the schema (--schema FILE)",
             name=name,
@@ -342,9 +342,7 @@ def _with_example(
 ) -> dict[str, _Reading]:
     absent = [column for column in readings if column not in example.columns]
     if absent:
-        raise FeatureSchemaError(
-            f"the example table has no column {', '.join(map(repr, absent))}", name=name
-        )
+        raise FeatureSchemaError(f"the example table has no {_columns(absent)}", name=name)
     updated: dict[str, _Reading] = {}
     for column, reading in readings.items():
         values = example[column]
@@ -355,6 +353,11 @@ def _with_example(
             categories=reading.categories,
         )
     return updated
+
+
+def _columns(names: Sequence[str]) -> str:
+    """``column 'a'`` or ``columns 'a', 'b'``, for messages."""
+    return f"column{'s' if len(names) > 1 else ''} {', '.join(map(repr, names))}"
 
 
 def _feature(column: str, reading: _Reading) -> Feature:

@@ -164,6 +164,14 @@ class TestRefusals:
         with pytest.raises(FeatureSchemaError, match=r"type of column 'garden'.*--example"):
             infer_schema(model, name="homes")
 
+    def test_every_untyped_column_is_named(self) -> None:
+        """One refusal names all the columns that nothing types, in the model's order."""
+        columns = ColumnTransformer([("rooms", StandardScaler(), ["rooms"])], remainder="drop")
+        model = _fit(columns, TABLE.drop(columns="size"))
+
+        with pytest.raises(FeatureSchemaError, match="type of columns 'city', 'garden':"):
+            infer_schema(model)
+
     def test_example_missing_a_column(self) -> None:
         """An example table without one of the model's columns is refused, naming it."""
         model = _fit(_typed("passthrough"))
