@@ -40,7 +40,7 @@ install: $(VENV)/.installed  ## create .venv and install the service
 
 install-test: $(VENV)/.installed-test  ## create .venv and install the service with its test tools
 
-demo: install  ## train the demo models (iris, diabetes) into the store if absent
+demo: install  ## train the demo models (iris, diabetes, loans) into the store if absent
 	$(BIN)/python -m service demo --model-store $(STORE)
 
 run: demo  ## serve the store on 127.0.0.1:5000 with iris as the default model

@@ -16,6 +16,7 @@ from service.settings import SettingsError
 
 if TYPE_CHECKING:
     from service.store import ModelStore
+    from service.store.features import FeatureSchema
 
 __all__ = ["main"]
 
@@ -72,6 +73,20 @@ def _parser() -> argparse.ArgumentParser:
     register.add_argument(
         "--feature-names",
         help="comma-separated feature names (default: the model's feature_names_in_, if any)",
+    )
+    register.add_argument(
+        "--example",
+        type=Path,
+        metavar="FILE",
+        help="rows of the table the model takes (.csv with a header, or .json list of objects): "
+        "their dtypes and missing values type the feature schema",
+    )
+    register.add_argument(
+        "--schema",
+        type=Path,
+        metavar="FILE",
+        help="the feature schema as a JSON list of {name, type, nullable, categories} objects; "
+        "wins over inference",
     )
     _add_store_flag(register)
     register.set_defaults(command=_register)
@@ -157,11 +172,18 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _register(args: argparse.Namespace) -> int:
     from service.store import StoreError
+    from service.store.schema import read_example
+    from service.store.schema import read_schema
 
     store = _store(_settings(args))
     names = [name.strip() for name in args.feature_names.split(",")] if args.feature_names else None
     try:
-        manifest = store.register(args.artifact, args.name, feature_names=names)
+        # Read before the artifact: a typo in a path fails fast, without unpickling anything.
+        example = None if args.example is None else read_example(args.example)
+        schema = None if args.schema is None else read_schema(args.schema)
+        manifest = store.register(
+            args.artifact, args.name, feature_names=names, features=schema, example=example
+        )
     except (StoreError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -169,7 +191,22 @@ def _register(args: argparse.Namespace) -> int:
         f"registered {manifest.name} version {manifest.version} as {manifest.format} "
         f"(sha256 {manifest.sha256})"
     )
+    if manifest.features is not None:
+        print(f"features: {_described(manifest.features)}")
     return 0
+
+
+def _described(schema: FeatureSchema) -> str:
+    """One line per schema, e.g. ``age int, income float nullable, city string (3 categories)``."""
+    parts = []
+    for feature in schema.features:
+        part = f"{feature.name} {feature.type}"
+        if feature.nullable:
+            part += " nullable"
+        if feature.categories is not None:
+            part += f" ({len(feature.categories)} categories)"
+        parts.append(part)
+    return ", ".join(parts)
 
 
 def _verify(args: argparse.Namespace) -> int:

@@ -44,6 +44,9 @@ __all__ = [
 ]
 
 
+_MAX_DETAIL_CHARS = 300
+
+
 class ServiceError(Exception):
     """Base of every error a request can end in; ``str(error)`` is safe to show a client."""
 
@@ -57,6 +60,10 @@ class ModelInputError(InvalidInputError):
 
     def __init__(self, cause: BaseException) -> None:
         detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        if len(detail) > _MAX_DETAIL_CHARS:
+            # The model may quote the client's values (an unknown category): never echo a
+            # megabyte back.
+            detail = detail[: _MAX_DETAIL_CHARS - 3] + "..."
         super().__init__(f"The model rejected the input: {detail}")
 
 

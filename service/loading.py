@@ -35,6 +35,8 @@ from numpy.typing import NDArray
 
 from service.batching import BatchObserver
 from service.batching import MicroBatcher
+from service.engines import ENGINE_SKLEARN
+from service.engines import Engine
 from service.engines import select_engine
 from service.engines.inline import InlineLimit
 from service.engines.inline import bounded
@@ -53,6 +55,8 @@ from service.store import Output
 from service.store import StoreError
 from service.store import UntrustedArtifactError
 from service.store import VersionMismatchError
+from service.tables import table_outputs
+from service.tables import warm_up_table
 
 if TYPE_CHECKING:  # only a process that traces imports OpenTelemetry (service.tracing)
     from service.tracing import RequestSpan
@@ -116,7 +120,7 @@ class ServedVersion:
     async def infer(
         self,
         output: Output,
-        rows: NDArray[np.float64],
+        rows: NDArray[Any],
         *,
         timeout_s: float | None,
         span: RequestSpan | None = None,
@@ -124,6 +128,8 @@ class ServedVersion:
         """Queue ``rows`` on this version's batcher for ``output`` and await their results.
 
         ``span`` is the request's server span when tracing (see ``MicroBatcher.submit``).
+
+        ``rows`` is a float64 matrix, or a table model's object table (``service.tables``).
 
         Raises:
             InvalidInputError: the model has no such output.
@@ -297,11 +303,24 @@ class ModelLoader:
         """Make a verified artifact servable: warm it and give each output a batcher."""
         manifest = artifact.manifest
         model = artifact.model
-        engine = select_engine(model, manifest, self._settings)
+        if manifest.features is None:
+            engine = select_engine(model, manifest, self._settings)
+            can_inline = bounded(model)
+        else:
+            # The engines take float64 matrices; a table model takes a DataFrame per batch,
+            # whose building plus a ColumnTransformer costs more than a thread hand-off.
+            outputs = table_outputs(model, manifest.features, manifest.outputs)
+            engine = Engine(ENGINE_SKLEARN, outputs, "a table model")
+            can_inline = False
+            log.info(
+                "model %s version %d: engine %s (a table model: one DataFrame per batch)",
+                manifest.name,
+                manifest.version,
+                ENGINE_SKLEARN,
+            )
         # Warm what the batchers will call: with the tree engine, scikit-learn's own methods
         # were already run by its probe and are not on the request path.
         _warm(engine.outputs, manifest)
-        can_inline = bounded(model)
         batchers: dict[Output, MicroBatcher] = {}
         for output in OUTPUTS:
             if output not in manifest.outputs:
@@ -328,13 +347,16 @@ class ModelLoader:
 
     def _inline_limit(
         self,
-        call: Callable[[NDArray[np.float64]], Any],
+        call: Callable[[NDArray[Any]], Any],
         manifest: Manifest,
         output: Output,
         can_inline: bool,
     ) -> InlineLimit:
         """How many rows a batch of ``output`` may have to run on the loop; logs the outcome."""
         label = f"model {manifest.name} version {manifest.version} {output}"
+        if manifest.features is not None:
+            log.info("%s: calls run in worker threads (a table model)", label)
+            return InlineLimit(0, 0.0, 0.0)
         if not can_inline:
             log.info("%s: calls run in worker threads (not only scikit-learn's own code)", label)
             return InlineLimit(0, 0.0, 0.0)
@@ -375,11 +397,13 @@ class ModelLoader:
         return (stat(directory / MANIFEST_FILE), *artifacts)
 
 
-def _warm(
-    outputs: Mapping[Output, Callable[[NDArray[np.float64]], Any]], manifest: Manifest
-) -> None:
+def _warm(outputs: Mapping[Output, Callable[[NDArray[Any]], Any]], manifest: Manifest) -> None:
     """Run each output once so the first real request pays no first-call costs."""
-    sample = np.zeros((1, manifest.n_features), dtype=np.float64)
+    sample: NDArray[Any]
+    if manifest.features is None:
+        sample = np.zeros((1, manifest.n_features), dtype=np.float64)
+    else:
+        sample = warm_up_table(manifest.features)
     for output, call in outputs.items():
         try:
             call(sample)

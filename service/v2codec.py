@@ -1,4 +1,4 @@
-"""Open Inference Protocol (V2) tensors: request tensors to a model's input matrix, outputs back.
+"""Open Inference Protocol (V2) tensors: request tensors to a model's input, outputs back.
 
 Framework-free, so the HTTP layer stays a thin parse-call-serialize shell. What is accepted
 (https://github.com/kserve/open-inference-protocol, REST):
@@ -8,6 +8,11 @@ Framework-free, so the HTTP layer stays a thin parse-call-serialize shell. What 
 - datatypes ``FP32``, ``FP64``, ``INT32``, ``INT64``; ``data`` flat (row-major) or nested as the
   shape says, or raw little-endian bytes after the JSON header (Triton's binary tensor
   extension, which ``tritonclient`` uses by default);
+- for a table model (a manifest with ``features``): one ``[N]`` (or ``[N, 1]``) input per
+  feature, named by the feature, with its type's datatype: ``BYTES`` for strings (JSON strings,
+  or in binary each element's 4-byte little-endian length then its UTF-8 bytes), ``BOOL``,
+  ``INT32``/``INT64`` for ints, those and ``FP32``/``FP64`` for floats; JSON ``null`` (or a
+  binary NaN float) is a missing value where the feature is nullable;
 - outputs ``predict`` (the default) and ``predict_proba``, asked for by name in ``outputs``,
   as JSON ``data`` or, when the request asks (``parameters.binary_data_output``, or per output
   ``parameters.binary_data``, which wins), as raw little-endian bytes after the JSON header.
@@ -35,9 +40,14 @@ from service.inputs import describe_value
 from service.store import OUTPUTS
 from service.store import Manifest
 from service.store import Output
+from service.store.features import Feature
+from service.store.features import FeatureSchema
+from service.store.features import FeatureType
 from service.store.manifest import FRAMEWORK
+from service.tables import table_from_columns
 
 __all__ = [
+    "FEATURE_DATATYPES",
     "INPUT_DATATYPES",
     "MATRIX_INPUT",
     "InferenceRequest",
@@ -74,8 +84,9 @@ class InferenceRequest:
 
     id: str | None
     """The request's ``id``, echoed in the response."""
-    matrix: NDArray[np.float64]
-    """C-contiguous ``(N, n_features)`` float64 rows, in the manifest's feature order."""
+    matrix: NDArray[Any]
+    """``(N, n_features)`` rows in the manifest's feature order: C-contiguous float64, or a
+    table model's object table (``service.tables``)."""
     outputs: tuple[Output, ...]
     """The outputs asked for, in the order asked, without repeats."""
     binary_outputs: frozenset[Output] = frozenset()
@@ -139,21 +150,29 @@ def decode_request(
     inputs = body.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise InvalidInputError('"inputs" must be a non-empty array of tensors.')
-    tensors: list[_Tensor] = []
-    offset = 0
-    for index, item in enumerate(inputs):
-        tensor, offset = _decode_tensor(index, item, binary, offset)
-        tensors.append(tensor)
-    if offset != len(binary):
-        raise InvalidInputError(
-            f"The body has {len(binary) - offset} bytes of binary data that no input claims."
-        )
-    matrix = _matrix(tensors, manifest, max_rows)
+    matrix: NDArray[Any]
+    if manifest.features is None:
+        tensors: list[_Tensor] = []
+        offset = 0
+        for index, item in enumerate(inputs):
+            tensor, offset = _decode_tensor(index, item, binary, offset)
+            tensors.append(tensor)
+        _check_binary_used(binary, offset)
+        matrix = _matrix(tensors, manifest, max_rows)
+    else:
+        matrix = _table(inputs, manifest.features, binary, max_rows)
     binary_default = parameters.get("binary_data_output", False) if parameters else False
     if type(binary_default) is not bool:
         raise InvalidInputError('Parameter "binary_data_output" must be true or false.')
     outputs, binary_outputs = _requested_outputs(body.get("outputs"), manifest, binary_default)
     return InferenceRequest(request_id, matrix, outputs, binary_outputs)
+
+
+def _check_binary_used(binary: bytes, offset: int) -> None:
+    if offset != len(binary):
+        raise InvalidInputError(
+            f"The body has {len(binary) - offset} bytes of binary data that no input claims."
+        )
 
 
 def _decode_tensor(index: int, item: object, binary: bytes, offset: int) -> tuple[_Tensor, int]:
@@ -323,6 +342,162 @@ def _check_rows(n_rows: int, max_rows: int) -> None:
         raise TooManyRowsError(n_rows, max_rows)
 
 
+# A table model's feature types: the datatype metadata gives each, and those accepted.
+FEATURE_DATATYPES: Final[dict[FeatureType, str]] = {
+    "float": "FP64",
+    "int": "INT64",
+    "bool": "BOOL",
+    "string": "BYTES",
+}
+_ACCEPTED_DATATYPES: Final[dict[FeatureType, tuple[str, ...]]] = {
+    "float": ("FP64", "FP32", "INT64", "INT32"),
+    "int": ("INT64", "INT32"),
+    "bool": ("BOOL",),
+    "string": ("BYTES",),
+}
+_LENGTH_PREFIX: Final = struct.Struct("<I")
+
+
+def _table(
+    inputs: list[Any], schema: FeatureSchema, binary: bytes, max_rows: int
+) -> NDArray[np.object_]:
+    """A table model's input: one tensor per feature, checked by ``service.tables``."""
+    features = {feature.name: feature for feature in schema.features}
+    columns: dict[str, list[Any]] = {}
+    offset = 0
+    for index, item in enumerate(inputs):
+        if not isinstance(item, dict):
+            raise InvalidInputError(f"Input {index} must be an object with name, shape, datatype.")
+        name = item.get("name")
+        if not isinstance(name, str) or not name:
+            raise InvalidInputError(f'Input {index} needs a "name" string.')
+        feature = features.get(name)
+        if feature is None:
+            raise InvalidInputError(
+                f"Unknown input {describe_value(name)}; send one [N] input per feature: "
+                f"{', '.join(schema.names)}."
+            )
+        if name in columns:
+            raise InvalidInputError(f"Input '{name}' is given twice.")
+        columns[name], offset = _column(feature, item, binary, offset)
+    _check_binary_used(binary, offset)
+    return table_from_columns(columns, schema, max_rows=max_rows)
+
+
+def _column(
+    feature: Feature, item: dict[str, Any], binary: bytes, offset: int
+) -> tuple[list[Any], int]:
+    """One feature's values as decoded JSON would hold them (``None`` for missing)."""
+    name = feature.name
+    datatype = item.get("datatype")
+    accepted = _ACCEPTED_DATATYPES[feature.type]
+    if datatype not in accepted or not isinstance(datatype, str):
+        raise InvalidInputError(
+            f"Input '{name}' has datatype {describe_value(datatype)}; feature '{name}' "
+            f"({feature.type}) takes {', '.join(accepted)}."
+        )
+    shape = _shape(name, item.get("shape"))
+    if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
+        raise InvalidInputError(
+            f"Input '{name}' is one feature and must have shape [N], got {list(shape)}."
+        )
+    size = shape[0]
+    parameters = item.get("parameters")
+    binary_size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+    if binary_size is not None:
+        values, offset = _column_from_binary(feature, datatype, size, binary_size, binary, offset)
+    else:
+        if "data" not in item:
+            raise InvalidInputError(f"Input '{name}' has no \"data\".")
+        values = _column_from_json(name, datatype, shape, item["data"])
+    if datatype == "FP32":
+        # An FP32 tensor holds float32 values: round as a float32 server would have stored them.
+        with np.errstate(over="ignore"):
+            values = [float(np.float32(v)) if type(v) is float else v for v in values]
+    return values, offset
+
+
+def _column_from_json(name: str, datatype: str, shape: tuple[int, ...], data: object) -> list[Any]:
+    if not isinstance(data, list):
+        raise InvalidInputError(f"Input '{name}' data must be an array.")
+    values = _flatten(name, data, shape) if len(shape) == 2 else data
+    if len(values) != shape[0]:
+        raise InvalidInputError(
+            f"Input '{name}' has shape {list(shape)} ({shape[0]} values) but {len(values)} "
+            "values of data."
+        )
+    bounds = _INT_BOUNDS.get(datatype)
+    if bounds is not None:
+        # An INT tensor holds integers whatever its feature: 1.5 is no INT64 value.
+        for position, value in enumerate(values):
+            if value is not None and (
+                type(value) is not int or not bounds[0] <= value <= bounds[1]
+            ):
+                raise InvalidInputError(
+                    f"Input '{name}' ({datatype}) value {position}: {describe_value(value)} is "
+                    f"not a {datatype} integer."
+                )
+    return values
+
+
+def _column_from_binary(
+    feature: Feature, datatype: str, size: int, binary_size: object, binary: bytes, offset: int
+) -> tuple[list[Any], int]:
+    name = feature.name
+    if type(binary_size) is not int or binary_size < 0 or offset + binary_size > len(binary):
+        raise InvalidInputError(
+            f"Input '{name}' declares binary_data_size {describe_value(binary_size)}; the body "
+            f"has {len(binary) - offset} bytes of binary data left."
+        )
+    end = offset + binary_size
+    raw = binary[offset:end]
+    if datatype == "BYTES":
+        return _strings(name, size, raw), end
+    if datatype == "BOOL":
+        if len(raw) != size:
+            raise InvalidInputError(f"Input '{name}' (BOOL) needs {size} bytes, one per value.")
+        flags = np.frombuffer(raw, dtype=np.uint8)
+        if (flags > 1).any():
+            raise InvalidInputError(f"Input '{name}' (BOOL) has a byte that is not 0 or 1.")
+        return flags.astype(np.bool_).tolist(), end
+    dtype = INPUT_DATATYPES[datatype]
+    if len(raw) != size * dtype.itemsize:
+        raise InvalidInputError(
+            f"Input '{name}' declares binary_data_size {binary_size}; its shape and datatype "
+            f"need {size * dtype.itemsize} bytes."
+        )
+    values: list[Any] = np.frombuffer(raw, dtype=dtype).tolist()
+    if feature.nullable and datatype in ("FP32", "FP64"):
+        # Binary data has no null: a NaN float is the missing value, as in a DataFrame.
+        values = [None if v != v else v for v in values]
+    return values, end
+
+
+def _strings(name: str, size: int, raw: bytes) -> list[str]:
+    """BYTES elements: each a 4-byte little-endian length, then that many UTF-8 bytes."""
+    strings: list[str] = []
+    position = 0
+    while position < len(raw):
+        if len(strings) == size or position + 4 > len(raw):
+            break
+        (length,) = _LENGTH_PREFIX.unpack_from(raw, position)
+        start = position + 4
+        if start + length > len(raw):
+            break
+        try:
+            strings.append(raw[start : start + length].decode())
+        except UnicodeDecodeError:
+            raise InvalidInputError(
+                f"Input '{name}' (BYTES) value {len(strings)} is not UTF-8 text."
+            ) from None
+        position = start + length
+    if len(strings) != size or position != len(raw):
+        raise InvalidInputError(
+            f"Input '{name}' (BYTES) binary data does not hold {size} length-prefixed values."
+        )
+    return strings
+
+
 _NO_BINARY: Final[frozenset[Output]] = frozenset()
 _PREDICT: Final[tuple[Output, ...]] = ("predict",)
 
@@ -429,7 +604,8 @@ def encode_binary_output(
 def model_metadata(
     manifest: Manifest, versions: Sequence[int], engine: str | None = None
 ) -> dict[str, object]:
-    """The model metadata response: the one matrix input and the model's outputs.
+    """The model metadata response: the inputs (the matrix, or a table model's one per feature)
+    and the model's outputs.
 
     Args:
         manifest: the version being described.
@@ -442,11 +618,19 @@ def model_metadata(
     if "predict_proba" in manifest.outputs:
         n_classes = len(manifest.classes) if manifest.classes is not None else -1
         outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, n_classes]})
+    inputs: list[dict[str, object]]
+    if manifest.features is None:
+        inputs = [{"name": MATRIX_INPUT, "datatype": "FP64", "shape": [-1, manifest.n_features]}]
+    else:
+        inputs = [
+            {"name": feature.name, "datatype": FEATURE_DATATYPES[feature.type], "shape": [-1]}
+            for feature in manifest.features.features
+        ]
     return {
         "name": manifest.name,
         "versions": [str(version) for version in sorted(versions)],
         "platform": FRAMEWORK,
-        "inputs": [{"name": MATRIX_INPUT, "datatype": "FP64", "shape": [-1, manifest.n_features]}],
+        "inputs": inputs,
         "outputs": outputs,
         "parameters": {
             "version": str(manifest.version),

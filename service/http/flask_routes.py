@@ -24,9 +24,9 @@ from service.http.responses import require_json
 from service.http.responses import to_response
 from service.http.state import AppState
 from service.http.state import get_state
-from service.inputs import matrix_from_rows
 from service.inputs import rows_from_body
 from service.store import Output
+from service.tables import model_input
 
 __all__ = ["answer", "blueprint"]
 
@@ -56,11 +56,8 @@ async def answer(state: AppState, exchange: Exchange, output: Output) -> Answer:
         exchange,
         exchange.query.get("model") or None,
         version,
-        lambda manifest: matrix_from_rows(
-            rows_from_body(body),
-            n_features=manifest.n_features,
-            feature_names=manifest.feature_names,
-            max_rows=state.settings.max_request_rows,
+        lambda manifest: model_input(
+            rows_from_body(body), manifest, max_rows=state.settings.max_request_rows
         ),
     )
     exchange.rows = len(matrix)

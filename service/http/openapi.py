@@ -148,7 +148,8 @@ _ERROR_NAMES: Final = {
 }
 _ERROR_DESCRIPTIONS: Final = {
     400: "Invalid input: malformed JSON, wrong shape, datatype or feature count, a value that "
-    "is not a finite number, an unknown feature, input or output name; the message names it.",
+    "is not a finite number or not of its feature's type, an unknown feature, input or output "
+    "name, a category the model does not know; the message names it.",
     401: "The bearer token is missing or wrong.",
     403: "The model repository API is disabled (no PREDICTION_ADMIN_TOKEN is configured).",
     404: "No such model or version (or route).",

@@ -41,6 +41,9 @@ def _array(items: Schema, **extra: Any) -> Schema:
 _NUMBER: Final[Schema] = {"type": "number"}
 _STRING: Final[Schema] = {"type": "string"}
 _BOOLEAN: Final[Schema] = {"type": "boolean"}
+# A table model's value: a number, string, boolean, or null where the feature is nullable
+# (OpenAPI 3.0 spells null as a nullable type).
+_VALUE: Final[Schema] = {"anyOf": [{"type": "number", "nullable": True}, _STRING, _BOOLEAN]}
 
 SCHEMAS: Final[dict[str, Schema]] = {
     "Error": _object(
@@ -53,15 +56,16 @@ SCHEMAS: Final[dict[str, Schema]] = {
     },
     "FeatureRow": {
         "description": "One row: the feature values in order, or an object keyed by feature "
-        "name (when the model has feature names).",
+        "name (when the model has feature names). Numbers for an all-numeric model; a table "
+        "model (fitted on a DataFrame) also takes strings, booleans and null for missing.",
         "anyOf": [
-            _array(_NUMBER, minItems=1),
-            {"type": "object", "additionalProperties": _NUMBER, "minProperties": 1},
+            _array(_VALUE, minItems=1),
+            {"type": "object", "additionalProperties": _VALUE, "minProperties": 1},
         ],
     },
     "Rows": {
-        "description": "Rows, or one row as a flat array of numbers.",
-        "anyOf": [_array(ref("FeatureRow"), minItems=1), _array(_NUMBER, minItems=1)],
+        "description": "Rows, or one row as a flat array of values.",
+        "anyOf": [_array(ref("FeatureRow"), minItems=1), _array(_VALUE, minItems=1)],
     },
     "PredictRequest": {
         "description": 'The tutorial service\'s bodies: {"features": rows}, {"instances": rows} '
@@ -165,7 +169,9 @@ SCHEMAS: Final[dict[str, Schema]] = {
     "TensorData": {
         "description": "Tensor elements, flat in row-major order or nested as the shape says.",
         "type": "array",
-        "items": {"anyOf": [_NUMBER, _STRING, _BOOLEAN, ref("TensorData")]},
+        "items": {
+            "anyOf": [{"type": "number", "nullable": True}, _STRING, _BOOLEAN, ref("TensorData")]
+        },
     },
     "RequestInput": _object(
         {
@@ -173,10 +179,11 @@ SCHEMAS: Final[dict[str, Schema]] = {
                 "type": "string",
                 "minLength": 1,
                 "description": "Any name for one [N, n_features] tensor; a feature name for "
-                "one [N] tensor per feature.",
+                "one [N] tensor per feature (a table model takes only those, BYTES for "
+                "strings, BOOL for booleans, null data for missing values).",
             },
             "shape": _array({"type": "integer", "minimum": 0}, minItems=1),
-            "datatype": {"type": "string", "enum": list(INPUT_DATATYPES)},
+            "datatype": {"type": "string", "enum": [*INPUT_DATATYPES, "BOOL", "BYTES"]},
             "parameters": {
                 "type": "object",
                 "description": "binary_data_size: the tensor's bytes follow the JSON header "

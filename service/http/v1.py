@@ -6,7 +6,8 @@ Quart view calls it for the requests that path leaves to Quart.
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
+
 from numpy.typing import NDArray
 from quart import Blueprint
 from quart import Response
@@ -25,8 +26,8 @@ from service.http.responses import json_answer
 from service.http.responses import to_response
 from service.http.state import AppState
 from service.http.state import get_state
-from service.inputs import matrix_from_rows
 from service.store import Manifest
+from service.tables import model_input
 
 __all__ = ["blueprint", "predict_answer"]
 
@@ -46,19 +47,14 @@ async def predict_answer(state: AppState, exchange: Exchange, name: str) -> Answ
     timeout_s = request_timeout_s(state.settings, exchange)
     body = decode_json(await read_body(exchange, state.settings.max_body_bytes))
 
-    def parse(manifest: Manifest) -> NDArray[np.float64]:
+    def parse(manifest: Manifest) -> NDArray[Any]:
         instances = body.get("instances") if isinstance(body, dict) else None
         if not isinstance(instances, list):
             raise InvalidInputError(
                 'The body must be an object with "instances": an array of rows, each an array '
-                "of numbers or an object keyed by feature name."
+                "of values or an object keyed by feature name."
             )
-        return matrix_from_rows(
-            instances,
-            n_features=manifest.n_features,
-            feature_names=manifest.feature_names,
-            max_rows=state.settings.max_request_rows,
-        )
+        return model_input(instances, manifest, max_rows=state.settings.max_request_rows)
 
     served, matrix = resolve_and_parse(state, exchange, name, None, parse)
     exchange.rows = len(matrix)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from service.store.errors import ArtifactError
 from service.store.errors import ChecksumMismatchError
+from service.store.errors import FeatureSchemaError
 from service.store.errors import ManifestError
 from service.store.errors import PickleNotAllowedError
 from service.store.errors import StoreError
@@ -35,6 +36,7 @@ __all__ = [
     "ArtifactError",
     "ArtifactFormat",
     "ChecksumMismatchError",
+    "FeatureSchemaError",
     "LoadedArtifact",
     "Manifest",
     "ManifestError",

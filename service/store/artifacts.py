@@ -24,11 +24,13 @@ from typing import Final
 
 import joblib
 import numpy as np
+import pandas as pd
 import skops.io as sio
 from sklearn.exceptions import InconsistentVersionWarning
 
 from service.store.errors import ArtifactError
 from service.store.errors import UntrustedArtifactError
+from service.store.features import FeatureSchema
 from service.store.manifest import ArtifactFormat
 from service.store.manifest import Manifest
 
@@ -174,12 +176,22 @@ def dump(model: object, format: ArtifactFormat, *, name: str) -> bytes:
     return buffer.getvalue()
 
 
-def check_same_predictions(original: Any, converted: Any, manifest: Manifest) -> None:
+def check_same_predictions(
+    original: Any, converted: Any, manifest: Manifest, *, example: pd.DataFrame | None = None
+) -> None:
     """Check that ``converted`` answers every probe exactly as ``original`` does.
 
     The probes are fixed random rows at several scales, plus small integers and zeros (as
-    category codes and flags look); a probe ``original`` rejects must be rejected by
-    ``converted`` with the same exception type.
+    category codes and flags look); for a model with a feature schema they are tables of the
+    schema's types, cycling through known categories and leaving nullable columns partly missing.
+    A probe ``original`` rejects must be rejected by ``converted`` with the same exception type.
+
+    Args:
+        original: The model as it was given.
+        converted: The model as it loads from the written artifact.
+        manifest: The manifest being written.
+        example: Rows of the table a model with a feature schema takes, probed too: its string
+            columns hold values the model knows where the schema lists none.
 
     Raises:
         ArtifactError: If an answer differs, or ``original`` rejects every probe (then nothing
@@ -187,7 +199,12 @@ def check_same_predictions(original: Any, converted: Any, manifest: Manifest) ->
     """
     compared = 0
     for output in manifest.outputs:
-        for rows in _probes(manifest.n_features):
+        probes: list[Any] = (
+            list(_probes(manifest.n_features))
+            if manifest.features is None
+            else [*_table_probes(manifest.features), *_example_probe(example, manifest.features)]
+        )
+        for rows in probes:
             expected = _answer(getattr(original, output), rows)
             actual = _answer(getattr(converted, output), rows)
             if isinstance(expected, BaseException) or isinstance(actual, BaseException):
@@ -204,8 +221,9 @@ def check_same_predictions(original: Any, converted: Any, manifest: Manifest) ->
                 raise _differs(manifest, output, "different values")
             compared += 1
     if not compared:
+        hint = "" if manifest.features is None else "; give an example table it accepts"
         raise ArtifactError(
-            "cannot check the converted model: the original rejects every probe row",
+            f"cannot check the converted model: the original rejects every probe row{hint}",
             name=manifest.name,
             version=manifest.version,
         )
@@ -221,7 +239,41 @@ def _probes(n_features: int) -> list[np.ndarray[Any, np.dtype[np.float64]]]:
     ]
 
 
-def _answer(method: Callable[[Any], Any], rows: np.ndarray[Any, Any]) -> Any:
+def _table_probes(schema: FeatureSchema) -> list[pd.DataFrame]:
+    rng = np.random.default_rng(_PROBE_SEED)
+    return [_table(schema, rng, rows, scale) for rows, scale in ((64, 1.0), (16, 100.0), (1, 0.0))]
+
+
+def _example_probe(example: pd.DataFrame | None, schema: FeatureSchema) -> list[pd.DataFrame]:
+    if example is None or not set(schema.names) <= set(example.columns):
+        return []
+    return [example.loc[:, list(schema.names)].head(64)]
+
+
+def _table(
+    schema: FeatureSchema, rng: np.random.Generator, rows: int, scale: float
+) -> pd.DataFrame:
+    columns: dict[str, Any] = {}
+    for feature in schema.features:
+        values: np.ndarray[Any, Any]
+        if feature.type == "string":
+            known = feature.categories or ("a", "b")
+            values = np.array([known[i % len(known)] for i in range(rows)], dtype=object)
+        elif feature.type == "bool":
+            values = np.arange(rows) % 2 == 0
+        elif feature.type == "int":
+            values = rng.integers(0, 5, size=rows) * max(int(scale), 1)
+        else:
+            values = rng.standard_normal(rows) * scale
+        if feature.nullable and rows > 1:
+            # As a DataFrame carries a missing value: NaN, in a float or object column.
+            values = values.astype(object if feature.type in ("string", "bool") else np.float64)
+            values[::3] = np.nan
+        columns[feature.name] = values
+    return pd.DataFrame(columns)
+
+
+def _answer(method: Callable[[Any], Any], rows: np.ndarray[Any, Any] | pd.DataFrame) -> Any:
     try:
         return np.asarray(method(rows))
     except Exception as err:

@@ -10,6 +10,8 @@ such; callers log them, count them and keep serving what they had. The tree::
     ├── VersionMismatchError    the artifact was made with another scikit-learn than the running one
     ├── ArtifactError           the artifact is missing, unreadable, does not unpickle, has no
     │                           ``predict`` or expects another number of features
+    ├── FeatureSchemaError      a model's input columns cannot be typed, or the example table or
+    │                           schema given for them is unreadable or does not fit the model
     ├── UntrustedArtifactError  the artifact holds types outside the trust list (or skops cannot
     │   │                       represent them), so it is refused before any of it runs
     │   └── PickleNotAllowedError  a joblib (pickle) version while pickles are not allowed
@@ -21,6 +23,7 @@ from __future__ import annotations
 __all__ = [
     "ArtifactError",
     "ChecksumMismatchError",
+    "FeatureSchemaError",
     "ManifestError",
     "PickleNotAllowedError",
     "StoreError",
@@ -95,6 +98,10 @@ class VersionMismatchError(StoreError):
 
 class ArtifactError(StoreError):
     """Raised when an artifact is missing, cannot be unpickled or is not a usable model."""
+
+
+class FeatureSchemaError(StoreError):
+    """Raised when registering a model whose input columns cannot be typed as given."""
 
 
 class UntrustedArtifactError(StoreError):

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from typing import Final
 
+import pandas as pd
 import sklearn
 
 from service.store import artifacts
@@ -40,6 +41,7 @@ from service.store.errors import ManifestError
 from service.store.errors import PickleNotAllowedError
 from service.store.errors import StoreLayoutError
 from service.store.errors import VersionMismatchError
+from service.store.features import FeatureSchema
 from service.store.manifest import ARTIFACT_FILE
 from service.store.manifest import MANIFEST_FILE
 from service.store.manifest import NAME_PATTERN
@@ -47,6 +49,7 @@ from service.store.manifest import SKOPS_FILE
 from service.store.manifest import ArtifactFormat
 from service.store.manifest import Manifest
 from service.store.manifest import utc_now
+from service.store.schema import infer_schema
 
 __all__ = ["ARTIFACT_FILE", "MANIFEST_FILE", "SKOPS_FILE", "LoadedArtifact", "ModelStore"]
 
@@ -287,7 +290,13 @@ class ModelStore:
         return LoadedArtifact(manifest=manifest, model=model, version_mismatch=mismatch)
 
     def register(
-        self, artifact: Path, name: str, *, feature_names: Sequence[str] | None = None
+        self,
+        artifact: Path,
+        name: str,
+        *,
+        feature_names: Sequence[str] | None = None,
+        features: FeatureSchema | None = None,
+        example: pd.DataFrame | None = None,
     ) -> Manifest:
         """Add a joblib or skops file as the next version of ``name``, as skops, atomically.
 
@@ -300,6 +309,9 @@ class ModelStore:
             artifact: Path of the joblib or skops file (told apart by content, not name).
             name: The model's name; created if new.
             feature_names: Names of the input columns (see :meth:`Manifest.describe`).
+            features: The typed input columns, declared; else they are inferred from the
+                model (see :func:`~service.store.schema.infer_schema`).
+            example: Rows of the table the model takes, to infer the column types from.
 
         Returns:
             The manifest written, whose ``version`` is the number assigned.
@@ -312,6 +324,8 @@ class ModelStore:
                 once it is.
             VersionMismatchError: If it was made with another scikit-learn version.
             ManifestError: If ``feature_names`` does not match the model's number of features.
+            FeatureSchemaError: If the model's input columns cannot be typed, or ``features``
+                or ``example`` do not fit its columns.
         """
         self._check_name(name)
         try:
@@ -321,8 +335,18 @@ class ModelStore:
         source_format = artifacts.format_of(data)
         model = self._loaded_for_writing(data, source_format, name)
         if source_format == "skops":
-            return self._add(data, model, name, feature_names=feature_names, format="skops")
-        return self.save(model, name, feature_names=feature_names)
+            return self._add(
+                data,
+                model,
+                name,
+                feature_names=feature_names,
+                features=features,
+                example=example,
+                format="skops",
+            )
+        return self.save(
+            model, name, feature_names=feature_names, features=features, example=example
+        )
 
     def save(
         self,
@@ -330,6 +354,8 @@ class ModelStore:
         name: str,
         *,
         feature_names: Sequence[str] | None = None,
+        features: FeatureSchema | None = None,
+        example: pd.DataFrame | None = None,
         format: ArtifactFormat = "skops",
     ) -> Manifest:
         """Write a fitted model as ``format`` and register it as the next version of ``name``.
@@ -348,7 +374,14 @@ class ModelStore:
         data = artifacts.dump(model, format, name=name)
         stored = self._loaded_for_writing(data, format, name)
         return self._add(
-            data, stored, name, feature_names=feature_names, format=format, check=model
+            data,
+            stored,
+            name,
+            feature_names=feature_names,
+            features=features,
+            example=example,
+            format=format,
+            check=model,
         )
 
     def convert(self, name: str, version: int) -> Manifest | None:
@@ -415,6 +448,8 @@ class ModelStore:
         name: str,
         *,
         feature_names: Sequence[str] | None,
+        features: FeatureSchema | None,
+        example: pd.DataFrame | None,
         format: ArtifactFormat,
         check: object | None = None,
     ) -> Manifest:
@@ -423,6 +458,7 @@ class ModelStore:
         ``check``: the in-memory model ``data`` was written from, when the format changed on the
         way (skops from an object), so that the stored model must predict as it does.
         """
+        features = infer_schema(model, example=example, declared=features, name=name)
         manifest = Manifest.describe(
             model,
             name=name,
@@ -431,10 +467,11 @@ class ModelStore:
             feature_names=feature_names,
             created_at=utc_now(),
             format=format,
+            features=features,
         )
         _check_model(model, manifest)
         if check is not None and format == "skops":
-            artifacts.check_same_predictions(check, model, manifest)
+            artifacts.check_same_predictions(check, model, manifest, example=example)
         model_dir = self._model_dir(name)
         temp_dir = model_dir / f"{_TEMP_PREFIX}{secrets.token_hex(8)}"
         try:

@@ -201,4 +201,4 @@ async def test_model_name_required_with_several_models(two_models_app: Quart) ->
     """With several models and no default, /predict without ?model= is a 400 listing them."""
     response = await two_models_app.test_client().post("/predict", json={"features": SETOSA})
 
-    await assert_error(response, 400, "diabetes, iris")
+    await assert_error(response, 400, "diabetes, iris, loans")

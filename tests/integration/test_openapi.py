@@ -212,3 +212,29 @@ def test_api_keeps_to_its_document(
 ) -> None:
     """Generated requests to every route get no 5xx and responses that match the document."""
     case.call_and_validate(base_url=live_server.url, checks=CHECKS)
+
+
+@pytest.fixture(name="loans_server", scope="module")
+def _loans_server(
+    demo_store_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    root = tmp_path_factory.mktemp("openapi-loans") / "model_store"
+    shutil.copytree(demo_store_template, root)
+    logs = tmp_path_factory.mktemp("openapi-loans-logs")
+    with serve_process(logs, "--model-store", str(root), "--default-model", "loans") as server:
+        yield server
+
+
+@schema.include(tag="Flask-compatible").parametrize()
+@settings(
+    max_examples=30,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+def test_table_model_keeps_to_the_document(
+    case: schemathesis.Case[Any], loans_server: ServerProcess
+) -> None:
+    """Generated rows of strings, booleans and nulls sent to a table model (the default model
+    here) get no 5xx and responses that match the document."""
+    case.call_and_validate(base_url=loans_server.url, checks=CHECKS)

@@ -136,7 +136,7 @@ async def test_readyz_lists_models(client: Client) -> None:
     response = await client.get("/readyz")
 
     assert 200 == response.status_code
-    assert {"diabetes": [1], "iris": [1]} == (await response.get_json())["models"]
+    assert {"diabetes": [1], "iris": [1], "loans": [1]} == (await response.get_json())["models"]
 
 
 @pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "application/x+json"])

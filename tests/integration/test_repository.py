@@ -70,6 +70,7 @@ async def test_index_lists_versions(admin_app: Quart) -> None:
     assert [
         {"name": "diabetes", "version": "1", "state": "READY", "reason": ""},
         {"name": "iris", "version": "1", "state": "READY", "reason": ""},
+        {"name": "loans", "version": "1", "state": "READY", "reason": ""},
     ] == await response.get_json()
 
 

@@ -141,6 +141,7 @@ def test_one_summary_from_the_supervisor_of_two_workers(tmp_path: Path, store_ro
         "models": [
             {"name": "diabetes", "version": 1, "engine": "sklearn"},
             {"name": "iris", "version": 1, "engine": "trees"},
+            {"name": "loans", "version": 1, "engine": "sklearn"},
         ],
         "docs": f"{server.url}/docs",
         "metrics": f"{server.url}/metrics",

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import tritonclient.http as triton  # type: ignore[import-untyped]
 from sklearn.datasets import load_iris
@@ -16,6 +17,7 @@ from tritonclient.utils import InferenceServerException  # type: ignore[import-u
 from service import __version__
 from service.store import ModelStore
 from tests.helpers import serve_process
+from tests.loans import ROWS
 
 
 @pytest.fixture(name="model_store", scope="module")
@@ -243,3 +245,86 @@ def test_compression_both_ways(
     np.testing.assert_allclose(
         model.predict_proba(X), result.as_numpy("predict_proba"), rtol=0, atol=1e-12
     )
+
+
+# A table model: one tensor per feature, BYTES for strings and BOOL for flags.
+LOANS_DATATYPES = {
+    "purpose": ("BYTES", np.object_),
+    "employment": ("BYTES", np.object_),
+    "owns_home": ("BOOL", np.bool_),
+    "age": ("INT64", np.int64),
+    "income": ("FP64", np.float64),
+    "loan_amount": ("FP64", np.float64),
+    "open_accounts": ("INT64", np.int64),
+}
+LOANS_ROWS = [ROWS[0], ROWS[2]]
+
+
+def loans_inputs(rows: list[dict[str, Any]], *, binary: bool) -> list[triton.InferInput]:
+    tensors = []
+    for name, (datatype, dtype) in LOANS_DATATYPES.items():
+        values: np.ndarray[Any, Any] = np.array([row[name] for row in rows], dtype=dtype)
+        if datatype == "BYTES":
+            values = np.array([value.encode() for value in values], dtype=np.object_)
+        tensor = triton.InferInput(name, [len(rows)], datatype)
+        tensor.set_data_from_numpy(values, binary_data=binary)
+        tensors.append(tensor)
+    return tensors
+
+
+@pytest.fixture(name="loans", scope="module")
+def _loans(model_store: Path) -> Any:
+    return ModelStore(model_store).load("loans", 1).model
+
+
+def test_loans_metadata(client: triton.InferenceServerClient) -> None:
+    """get_model_metadata lists a table model's features with their datatypes."""
+    metadata = client.get_model_metadata("loans")
+
+    assert [
+        {"name": name, "datatype": datatype, "shape": [-1]}
+        for name, (datatype, _) in LOANS_DATATYPES.items()
+    ] == metadata["inputs"]
+
+
+def test_loans_config(client: triton.InferenceServerClient) -> None:
+    """get_model_config names a table model's inputs with Triton's types."""
+    config = client.get_model_config("loans")
+
+    assert [
+        ("purpose", "TYPE_STRING"),
+        ("employment", "TYPE_STRING"),
+        ("owns_home", "TYPE_BOOL"),
+        ("age", "TYPE_INT64"),
+        ("income", "TYPE_FP64"),
+        ("loan_amount", "TYPE_FP64"),
+        ("open_accounts", "TYPE_INT64"),
+    ] == [(t["name"], t["data_type"]) for t in config["input"]]
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
+def test_loans_infer(client: triton.InferenceServerClient, loans: Any, binary: bool) -> None:
+    """BYTES, BOOL, INT64 and FP64 tensors, as JSON or binary data, answer as pandas does."""
+    outputs = [
+        triton.InferRequestedOutput("predict", binary_data=binary),
+        triton.InferRequestedOutput("predict_proba", binary_data=binary),
+    ]
+
+    result = client.infer("loans", loans_inputs(LOANS_ROWS, binary=binary), outputs=outputs)
+
+    frame = pd.DataFrame(LOANS_ROWS)
+    labels = result.as_numpy("predict").tolist()  # bytes from binary data, str from JSON
+    assert [label.decode() if isinstance(label, bytes) else label for label in labels] == (
+        loans.predict(frame).tolist()
+    )
+    assert result.as_numpy("predict_proba").tolist() == loans.predict_proba(frame).tolist()
+
+
+def test_loans_unknown_category_reaches_client(client: triton.InferenceServerClient) -> None:
+    """An unknown category is the model's one-sentence 400, as tritonclient raises it."""
+    rows = [{**LOANS_ROWS[0], "purpose": "holiday"}]
+
+    with pytest.raises(InferenceServerException) as raised:
+        client.infer("loans", loans_inputs(rows, binary=True))
+
+    assert "Found unknown categories ['holiday']" in raised.value.message()

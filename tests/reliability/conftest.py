@@ -49,7 +49,7 @@ def _nobody() -> Iterator[OtherUser]:
 
 @pytest.fixture(name="fault_store")
 def _fault_store(open_dir: Path, demo_store_template: Path) -> Path:
-    """iris and diabetes, plus models that fail, answer wrong row counts, hang, or count calls."""
+    """The demo models, plus models that fail, answer wrong row counts, hang, or count calls."""
     root = open_dir / "store"
     shutil.copytree(demo_store_template, root)
     store = ModelStore(root)

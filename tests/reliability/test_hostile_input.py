@@ -193,3 +193,71 @@ def test_still_correct_afterwards(client: httpx.Client) -> None:
     response = client.post("/predict", json={"features": [ROW]})
 
     assert (200, {"prediction": [0]}) == (response.status_code, response.json())
+
+
+# A table model (the loans demo): rows and tensors of any JSON scalars, nested arrays and names.
+LOANS_FIELDS = (
+    "purpose",
+    "employment",
+    "owns_home",
+    "age",
+    "income",
+    "loan_amount",
+    "open_accounts",
+)
+LOANS_ROUTES = ("/predict?model=loans", "/predict_proba?model=loans", "/v1/models/loans:predict")
+TABLE_VALUES = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=10)
+    | st.sampled_from(["car", "business", "salaried", "x" * 100_000])
+    | st.lists(st.integers(), max_size=2)
+)
+TABLE_ROWS = st.lists(
+    st.lists(TABLE_VALUES, min_size=6, max_size=8)
+    | st.dictionaries(st.sampled_from([*LOANS_FIELDS, "x"]), TABLE_VALUES, max_size=8),
+    min_size=1,
+    max_size=4,
+)
+TABLE_TENSORS = st.lists(
+    st.fixed_dictionaries(
+        {
+            "name": st.sampled_from([*LOANS_FIELDS, "input-0"]),
+            "datatype": st.sampled_from(["BYTES", "BOOL", "INT32", "INT64", "FP32", "FP64"]),
+            "shape": st.sampled_from([[1], [2], [2, 1], [1, 7]]),
+            "data": st.lists(TABLE_VALUES, max_size=3),
+        }
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(rows=TABLE_ROWS, route=st.sampled_from(LOANS_ROUTES))
+def test_generated_table_rows_never_5xx(client: httpx.Client, rows: object, route: str) -> None:
+    """Any rows of JSON values sent to a table model get a 2xx or a 4xx JSON error."""
+    response = client.post(route, json={"instances": rows})
+
+    if response.status_code >= 300:
+        assert_client_error(response)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(inputs=TABLE_TENSORS)
+def test_generated_table_tensors_never_5xx(client: httpx.Client, inputs: object) -> None:
+    """Any V2 tensors of JSON values sent to a table model get a 2xx or a 4xx JSON error."""
+    response = client.post("/v2/models/loans/infer", json={"inputs": inputs})
+
+    if response.status_code >= 300:
+        assert_client_error(response)

@@ -8,18 +8,23 @@ import sys
 from pathlib import Path
 
 import joblib
+import pandas as pd
 import pytest
+from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
 
 from service.cli import main
 from service.store import ModelStore
+from service.store.features import Feature
+from service.store.features import FeatureSchema
 from tests.custom_types import CLIP
 from tests.custom_types import Clip
 
 
 def test_demo_builds_then_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """demo writes iris and diabetes once; a second run writes nothing."""
+    """demo writes the demo models once; a second run writes nothing."""
     store = tmp_path / "store"
 
     assert 0 == main(["demo", "--model-store", str(store)])
@@ -74,7 +79,7 @@ def test_register_refuses_non_model(
 def test_verify_passes_clean_store(store_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """verify exits 0 when every version checks out."""
     assert 0 == main(["verify", "--model-store", str(store_root)])
-    assert "all 2 versions verified" in capsys.readouterr().out
+    assert "all 3 versions verified" in capsys.readouterr().out
 
 
 def test_verify_names_each_bad_version(
@@ -182,3 +187,114 @@ def test_verify_fails_pickles_when_not_allowed(
 
     assert 1 == main(["verify", "--model-store", str(root)])
     assert "BAD legacy version 1: " in capsys.readouterr().out
+
+
+HOMES_CSV = "city,garden,price\nparis,true,100\nrome,,200\noslo,false,50\nrome,true,80\n"
+
+
+@pytest.fixture(name="homes_artifact")
+def _homes_artifact(tmp_path: Path) -> Path:
+    """A joblib pipeline fitted on a table: city one-hot encoded, garden passed through."""
+    table = pd.DataFrame(
+        {"city": ["paris", "rome", "oslo", "rome"], "garden": [1.0, 0.0, 0.0, 1.0]}
+    )
+    columns = ColumnTransformer([("city", OneHotEncoder(), ["city"])], remainder="passthrough")
+    artifact = tmp_path / "homes.joblib"
+    joblib.dump(make_pipeline(columns, LogisticRegression()).fit(table, [0, 1, 1, 0]), artifact)
+    return artifact
+
+
+def test_register_example_writes_the_schema(
+    tmp_path: Path, store_root: Path, homes_artifact: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """register --example types the columns from a CSV file and prints the schema."""
+    example = tmp_path / "homes.csv"
+    example.write_text(HOMES_CSV)
+
+    code = main(
+        [
+            "register",
+            str(homes_artifact),
+            "--name",
+            "homes",
+            "--example",
+            str(example),
+            "--model-store",
+            str(store_root),
+        ]
+    )
+
+    assert 0 == code
+    assert "features: city string (3 categories), garden bool nullable" in capsys.readouterr().out
+    assert ModelStore(store_root).read_manifest("homes", 1).features == FeatureSchema(
+        (
+            Feature("city", "string", categories=("oslo", "paris", "rome")),
+            Feature("garden", "bool", nullable=True),
+        )
+    )
+
+
+def test_register_schema_file_wins(tmp_path: Path, store_root: Path, homes_artifact: Path) -> None:
+    """register --schema records the schema file as it is."""
+    schema = FeatureSchema(
+        (Feature("city", "string", categories=("oslo", "paris", "rome")), Feature("garden", "int"))
+    )
+    schema_file = tmp_path / "schema.json"
+    schema_file.write_text(json.dumps(schema.to_json()))
+
+    code = main(
+        [
+            "register",
+            str(homes_artifact),
+            "--name",
+            "homes",
+            "--schema",
+            str(schema_file),
+            "--model-store",
+            str(store_root),
+        ]
+    )
+
+    assert 0 == code
+    assert schema == ModelStore(store_root).read_manifest("homes", 1).features
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ((), "cannot tell the type of column 'garden'"),
+        (("--example", "absent.csv"), "Cannot read the example"),
+        (("--schema", "schema.json"), "names the columns town but the model was fitted on city"),
+    ],
+    ids=["untyped-column", "missing-example", "schema-of-other-columns"],
+)
+def test_register_refuses_what_cannot_be_typed(
+    tmp_path: Path,
+    store_root: Path,
+    homes_artifact: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    flags: tuple[str, ...],
+    message: str,
+) -> None:
+    """register exits 1 with the reason on stderr, and adds no version."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "schema.json").write_text(json.dumps([{"name": "town", "type": "string"}]))
+
+    code = main(
+        [
+            "register",
+            str(homes_artifact),
+            "--name",
+            "homes",
+            "--model-store",
+            str(store_root),
+            *flags,
+        ]
+    )
+
+    assert 1 == code
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    assert message in err
+    assert [] == ModelStore(store_root).versions("homes")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,20 @@ def test_plan_is_read_only(loader: ModelLoader) -> None:
         plan.refused[("sum", 9)] = "x"  # type: ignore[index]
     with pytest.raises(TypeError):
         plan.models["other"] = ()  # type: ignore[index]
+
+
+def test_table_model_is_served_by_scikit_learn(
+    demo_store_template: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A version with a feature schema skips the exact engines and runs in worker threads."""
+    store = ModelStore(demo_store_template)
+    caplog.set_level(logging.INFO, logger="service.loading")
+
+    plan = ModelLoader(store, Settings(model_store=store.root)).plan({}, names=["loans"])
+
+    assert plan.models["loans"][0].engine == "sklearn"
+    assert "model loans version 1: engine sklearn (a table model" in caplog.text
+    assert "model loans version 1 predict: calls run in worker threads (a table model)" in (
+        caplog.text
+    )
+    assert "warm-up" not in caplog.text

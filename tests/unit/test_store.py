@@ -15,24 +15,33 @@ from typing import Any
 
 import joblib
 import numpy as np
+import pandas as pd
 import pytest
 import sklearn
 import sklearn.base
 import skops.io
 from numpy.typing import NDArray
+from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_diabetes
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LinearRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
+from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 from service.store import ArtifactError
 from service.store import ChecksumMismatchError
+from service.store import FeatureSchemaError
 from service.store import ManifestError
 from service.store import ModelStore
 from service.store import StoreError
 from service.store import StoreLayoutError
 from service.store import UntrustedArtifactError
 from service.store import VersionMismatchError
+from service.store.features import Feature
+from service.store.features import FeatureSchema
 from service.store.store import ARTIFACT_FILE
 from service.store.store import MANIFEST_FILE
 from service.store.store import SKOPS_FILE
@@ -640,3 +649,89 @@ class TestRegister:
             os.umask(old_umask)
 
         assert _version_dir(store).stat().st_mode & 0o777 == 0o755
+
+
+HOMES = pd.DataFrame(
+    {
+        "city": ["paris", "rome", "oslo", "rome"] * 5,
+        "rooms": [1, 2, 3, 4] * 5,
+        "garden": [True, False] * 10,
+    }
+)
+
+
+@pytest.fixture(name="homes_model", scope="module")
+def _homes_model() -> Any:
+    """A pipeline fitted on a table: city one-hot encoded, rooms scaled, garden passed through."""
+    columns = ColumnTransformer(
+        [("city", OneHotEncoder(), ["city"]), ("rooms", StandardScaler(), ["rooms"])],
+        remainder="passthrough",
+    )
+    return make_pipeline(columns, LogisticRegression()).fit(HOMES, [0, 1, 1, 0] * 5)
+
+
+class TestFeatureSchema:
+    def test_inferred_with_an_example(self, store: ModelStore, homes_model: Any) -> None:
+        """save() records the schema inferred from the model and the example, and loads back."""
+        manifest = store.save(homes_model, "homes", example=HOMES)
+
+        assert manifest.features is not None
+        assert [(f.name, f.type, f.categories) for f in manifest.features.features] == [
+            ("city", "string", ("oslo", "paris", "rome")),
+            ("rooms", "int", None),
+            ("garden", "bool", None),
+        ]
+        assert manifest == store.read_manifest("homes", 1)
+        assert store.load("homes", 1).model.predict(HOMES.head(2)).tolist() == [0, 1]
+
+    def test_declared_schema_is_recorded(
+        self, store: ModelStore, homes_model: Any, tmp_path: Path
+    ) -> None:
+        """register() records a declared schema as it is, from a joblib artifact."""
+        declared = FeatureSchema(
+            (
+                Feature("city", "string", nullable=True, categories=("oslo", "paris", "rome")),
+                Feature("rooms", "float"),
+                Feature("garden", "bool"),
+            )
+        )
+        artifact = tmp_path / "homes.joblib"
+        artifact.write_bytes(_dump(homes_model))
+
+        manifest = store.register(artifact, "homes", features=declared)
+
+        assert declared == manifest.features
+
+    def test_example_rows_are_probed(self, store: ModelStore, homes_model: Any) -> None:
+        """Without categories in the schema, the example's rows show the written model predicts."""
+        declared = FeatureSchema(
+            (Feature("city", "string"), Feature("rooms", "int"), Feature("garden", "bool"))
+        )
+
+        with pytest.raises(ArtifactError, match="rejects every probe row; give an example"):
+            store.save(homes_model, "homes", features=declared)
+        manifest = store.save(homes_model, "homes", features=declared, example=HOMES)
+
+        assert (manifest.version, manifest.features) == (1, declared)
+
+    def test_untyped_column_refused_and_nothing_written(
+        self, store: ModelStore, homes_model: Any
+    ) -> None:
+        """A column nothing types refuses the model, naming the column; no version appears."""
+        with pytest.raises(FeatureSchemaError, match="'garden'"):
+            store.save(homes_model, "homes")
+        assert store.versions("homes") == []
+
+    def test_numeric_table_model_gets_an_all_float_schema(self, store: ModelStore) -> None:
+        """A model fitted on a table of numbers gets a float schema, so rows may name columns."""
+        model = LinearRegression().fit(HOMES[["rooms"]].assign(area=2.5), [1.0, 2.0] * 10)
+
+        manifest = store.save(model, "prices")
+
+        assert manifest.features == FeatureSchema(
+            (Feature("rooms", "float"), Feature("area", "float"))
+        )
+
+    def test_numpy_model_has_no_schema(self, saved: ModelStore) -> None:
+        """A model fitted on numpy arrays is recorded as before, without features."""
+        assert saved.read_manifest("iris", 1).features is None

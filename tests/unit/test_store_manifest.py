@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import re
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,8 @@ from sklearn.tree import DecisionTreeClassifier
 from service.store import ArtifactError
 from service.store import Manifest
 from service.store import ManifestError
+from service.store.features import Feature
+from service.store.features import FeatureSchema
 from service.store.manifest import utc_now
 
 SHA = "ab" * 32
@@ -131,6 +134,85 @@ class TestJson:
         document["trained_by"] = "someone newer"
 
         assert manifest == Manifest.from_json(_encode(document), source=SOURCE)
+
+
+IRIS_SCHEMA = FeatureSchema(
+    (
+        Feature("sepal_length", "float"),
+        Feature("sepal_width", "float", nullable=True),
+        Feature("petal_length", "int"),
+        Feature("petal_width", "string", categories=("narrow", "wide")),
+    )
+)
+
+
+class TestFeatures:
+    def test_round_trip(self, manifest: Manifest) -> None:
+        """A manifest with a feature schema survives the JSON round trip."""
+        typed = replace(manifest, features=IRIS_SCHEMA)
+
+        assert typed == Manifest.from_json(typed.to_json(), source=SOURCE)
+
+    def test_written_last_with_categories_only_when_known(self, manifest: Manifest) -> None:
+        """features follows the other fields; categories appear only on the column that has them."""
+        document = json.loads(replace(manifest, features=IRIS_SCHEMA).to_json())
+
+        assert list(document) == [*MANIFEST_FIELDS, "features"]
+        assert document["features"][:2] == [
+            {"name": "sepal_length", "type": "float", "nullable": False},
+            {"name": "sepal_width", "type": "float", "nullable": True},
+        ]
+        assert document["features"][3]["categories"] == ["narrow", "wide"]
+
+    def test_absent_means_all_numeric(self, document: dict[str, Any]) -> None:
+        """A manifest without features (all of today's) reads as None and writes none."""
+        manifest = Manifest.from_json(_encode(document), source=SOURCE)
+
+        assert manifest.features is None
+        assert "features" not in json.loads(manifest.to_json())
+
+    @pytest.mark.parametrize(
+        ("features", "message"),
+        [
+            ({"name": "x"}, "the features must be a list"),
+            ([], "at least one feature"),
+            ([{"name": "a", "type": "decimal"}], "type must be one of float, int, bool, string"),
+            ([{"name": "a", "type": "int", "categories": ["x"]}], "only string features"),
+            ([{"name": "a", "type": "int", "unit": "cm"}], "unknown key 'unit'"),
+            ([{"name": "a", "type": "int"}] * 4, "appears twice"),
+            ([{"name": "a", "type": "int"}], "has 1 features but n_features is 4"),
+            (
+                [{"name": name, "type": "float"} for name in ("a", "b", "c", "d")],
+                "must name the same columns, in order, as feature_names",
+            ),
+        ],
+        ids=[
+            "not-a-list",
+            "empty",
+            "type",
+            "categories-on-int",
+            "unknown-key",
+            "duplicate",
+            "count",
+            "names",
+        ],
+    )
+    def test_bad_features_refused(
+        self, document: dict[str, Any], features: object, message: str
+    ) -> None:
+        """Bad features are a manifest error naming the field and what is wrong."""
+        document["features"] = features
+
+        with pytest.raises(ManifestError, match=rf"field 'features'.*{re.escape(message)}"):
+            Manifest.from_json(_encode(document), source=SOURCE)
+
+    def test_describe_takes_names_from_the_schema(self, classifier: Any) -> None:
+        """describe() records the schema and, without explicit names, its column names."""
+        manifest = Manifest.describe(
+            classifier, name="iris", version=1, sha256=SHA, features=IRIS_SCHEMA
+        )
+
+        assert (manifest.features, manifest.feature_names) == (IRIS_SCHEMA, IRIS_SCHEMA.names)
 
 
 class TestFromJsonRejects:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import struct
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,8 @@ import pytest
 from service.errors import InvalidInputError
 from service.errors import TooManyRowsError
 from service.store import Manifest
+from service.store.features import Feature
+from service.store.features import FeatureSchema
 from service.v2codec import decode_request
 from service.v2codec import encode_binary_output
 from service.v2codec import encode_output
@@ -426,3 +429,191 @@ class TestModelConfig:
         )
 
         assert "TYPE_STRING" == config["output"][0]["data_type"]  # type: ignore[index]
+
+
+TABLE = FeatureSchema(
+    (
+        Feature("city", "string", nullable=True),
+        Feature("garden", "bool"),
+        Feature("rooms", "int"),
+        Feature("area", "float", nullable=True),
+    )
+)
+
+
+def table_manifest() -> Manifest:
+    return manifest(n_features=4, feature_names=TABLE.names, features=TABLE)
+
+
+def table_inputs(**data: list[Any]) -> list[dict[str, Any]]:
+    columns: dict[str, list[Any]] = {
+        "city": ["lyon", None],
+        "garden": [True, False],
+        "rooms": [3, 4],
+        "area": [1.5, 2],
+    }
+    columns.update(data)
+    types = {"city": "BYTES", "garden": "BOOL", "rooms": "INT64", "area": "FP64"}
+    return [tensor(values, [len(values)], types[name], name) for name, values in columns.items()]
+
+
+def decode_table(inputs: list[Any], binary: bytes = b"") -> Any:
+    return decode_request({"inputs": inputs}, table_manifest(), max_rows=100, binary=binary)
+
+
+def length_prefixed(*strings: str) -> bytes:
+    return b"".join(struct.pack("<I", len(s.encode())) + s.encode() for s in strings)
+
+
+class TestDecodeTable:
+    def test_one_tensor_per_feature_in_any_order(self) -> None:
+        """A table model's inputs, one per feature in any order, become its table's columns."""
+        decoded = decode_table(list(reversed(table_inputs())))
+
+        assert decoded.matrix.tolist() == [["lyon", True, 3, 1.5], [None, False, 4, 2]]
+
+    def test_column_shape_n_by_1(self) -> None:
+        """A feature's input may have shape [N, 1], with nested data."""
+        inputs = table_inputs()
+        inputs[2] = tensor([[3], [4]], [2, 1], "INT64", "rooms")
+
+        assert decode_table(inputs).matrix[:, 2].tolist() == [3, 4]
+
+    def test_fp32_values_are_rounded_to_float32(self) -> None:
+        """An FP32 input holds float32 values, as for numeric models."""
+        inputs = table_inputs()
+        inputs[3] = tensor([0.1, None], [2], "FP32", "area")
+
+        assert decode_table(inputs).matrix[:, 3].tolist() == [float(np.float32(0.1)), None]
+
+    def test_binary_bytes_bool_and_numbers(self) -> None:
+        """Binary BYTES (length-prefixed UTF-8), BOOL (a byte each) and FP64 with NaN missing."""
+        strings = length_prefixed("lyon", "é")
+        flags = bytes([1, 0])
+        areas = np.array([1.5, np.nan]).tobytes()
+
+        def binary(name: str, datatype: str, size: int) -> dict[str, Any]:
+            return {
+                "name": name,
+                "shape": [2],
+                "datatype": datatype,
+                "parameters": {"binary_data_size": size},
+            }
+
+        inputs = [
+            binary("city", "BYTES", len(strings)),
+            binary("garden", "BOOL", 2),
+            tensor([3, 4], [2], "INT64", "rooms"),
+            binary("area", "FP64", 16),
+        ]
+
+        decoded = decode_table(inputs, strings + flags + areas)
+
+        assert decoded.matrix.tolist() == [["lyon", True, 3, 1.5], ["é", False, 4, None]]
+
+    @pytest.mark.parametrize(
+        ("inputs", "binary", "message"),
+        [
+            (
+                table_inputs(rooms=[3, 4.5]),
+                b"",
+                "Input 'rooms' (INT64) value 1: 4.5 is not a INT64 integer.",
+            ),
+            (
+                [*table_inputs()[:3], tensor([1.5, 2], [2], "BYTES", "area")],
+                b"",
+                "Input 'area' has datatype 'BYTES'; feature 'area' (float) takes FP64, FP32, "
+                "INT64, INT32.",
+            ),
+            (
+                [*table_inputs(), tensor([1], [1], "INT64", "pool")],
+                b"",
+                "Unknown input 'pool'; send one [N] input per feature: city, garden, rooms, area.",
+            ),
+            (table_inputs()[:3], b"", "Input 'area' is missing; every feature needs one."),
+            (
+                table_inputs(garden=[1, 0]),
+                b"",
+                "Input 'garden' value 0: 1 is not true or false.",
+            ),
+            (
+                table_inputs(city=[["lyon"], "paris"]),
+                b"",
+                "Input 'city' value 0: an array is not a string.",
+            ),
+            (
+                [
+                    {
+                        "name": "city",
+                        "shape": [2],
+                        "datatype": "BYTES",
+                        "parameters": {"binary_data_size": 9},
+                    },
+                    *table_inputs()[1:],
+                ],
+                length_prefixed("lyon") + b"\xff",
+                "Input 'city' (BYTES) binary data does not hold 2 length-prefixed values.",
+            ),
+            (
+                [
+                    {
+                        "name": "city",
+                        "shape": [1],
+                        "datatype": "BYTES",
+                        "parameters": {"binary_data_size": 5},
+                    },
+                    *table_inputs(garden=[True], rooms=[1], area=[1.0])[1:],
+                ],
+                struct.pack("<I", 1) + b"\xff",
+                "Input 'city' (BYTES) value 0 is not UTF-8 text.",
+            ),
+            (
+                [
+                    {
+                        "name": "garden",
+                        "shape": [2],
+                        "datatype": "BOOL",
+                        "parameters": {"binary_data_size": 2},
+                    },
+                    *table_inputs()[:1],
+                    *table_inputs()[2:],
+                ],
+                bytes([1, 7]),
+                "Input 'garden' (BOOL) has a byte that is not 0 or 1.",
+            ),
+        ],
+    )
+    def test_bad_table_inputs_are_named(
+        self, inputs: list[Any], binary: bytes, message: str
+    ) -> None:
+        """A table model's input that does not fit its feature fails naming the input."""
+        with pytest.raises(InvalidInputError) as raised:
+            decode_table(inputs, binary)
+
+        assert str(raised.value) == message
+
+
+def test_table_model_metadata_lists_each_feature() -> None:
+    """A table model's metadata lists one [-1] input per feature, with its datatype."""
+    inputs = model_metadata(table_manifest(), [3])["inputs"]
+
+    assert inputs == [
+        {"name": "city", "datatype": "BYTES", "shape": [-1]},
+        {"name": "garden", "datatype": "BOOL", "shape": [-1]},
+        {"name": "rooms", "datatype": "INT64", "shape": [-1]},
+        {"name": "area", "datatype": "FP64", "shape": [-1]},
+    ]
+
+
+def test_table_model_config_lists_each_feature() -> None:
+    """A table model's config lists each feature with Triton's type names."""
+    config = model_config(
+        table_manifest(), max_request_rows=8, max_batch_rows=8, max_wait_ms=1, instances=1
+    )
+
+    assert [(each["name"], each["data_type"], each["dims"]) for each in config["input"]] == [  # type: ignore[attr-defined]
+        ("city", "TYPE_STRING", [1]),
+        ("garden", "TYPE_BOOL", [1]),
+        ("rooms", "TYPE_INT64", [1]),
+        ("area", "TYPE_FP64", [1]),
+    ]
