@@ -714,6 +714,19 @@ class TestFeatureSchema:
 
         assert (manifest.version, manifest.features) == (1, declared)
 
+    def test_joblib_version_converts_on_probes_from_its_schema(
+        self, store: ModelStore, homes_model: Any
+    ) -> None:
+        """convert() checks a table model on rows built from its schema, not numeric arrays."""
+        pickled = store.save(homes_model, "homes", example=HOMES, format="joblib")
+
+        converted = store.convert("homes", 1)
+
+        assert pickled.features is not None
+        assert converted is not None
+        assert (converted.format, converted.features) == ("skops", pickled.features)
+        assert store.load("homes", 1).model.predict(HOMES.head(2)).tolist() == [0, 1]
+
     def test_untyped_column_refused_and_nothing_written(
         self, store: ModelStore, homes_model: Any
     ) -> None:
