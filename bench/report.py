@@ -337,14 +337,18 @@ def _per_round_ratio(
     return tuple(values)
 
 
-def ratios(points: Sequence[Point]) -> list[Ratio]:
-    """(a) over (b), (c) and (d) at every point where (a) and that baseline were measured."""
-    keys = sorted(
-        {(p.model, p.rows, p.connections) for p in points if p.server == SERVICE},
+def _cases(points: Sequence[Point], server: str) -> list[tuple[str, int, int]]:
+    """Every (model, rows, connections) ``server`` was measured at, in the table's order."""
+    return sorted(
+        {(p.model, p.rows, p.connections) for p in points if p.server == server},
         key=lambda key: (list(MODEL_LABELS).index(key[0]), key[1], key[2]),
     )
+
+
+def ratios(points: Sequence[Point]) -> list[Ratio]:
+    """(a) over (b), (c) and (d) at every point where (a) and that baseline were measured."""
     found: list[Ratio] = []
-    for model, rows, connections in keys:
+    for model, rows, connections in _cases(points, SERVICE):
         for baseline in BASELINES:
             if not _by_round(points, baseline, model, rows, connections):
                 continue
@@ -362,12 +366,8 @@ def ratios(points: Sequence[Point]) -> list[Ratio]:
 
 def tracing_comparisons(points: Sequence[Point]) -> list[TracingComparison]:
     """(a) with tracing on against (a) at every point where both were measured."""
-    keys = sorted(
-        {(p.model, p.rows, p.connections) for p in points if p.server == SERVICE_TRACED},
-        key=lambda key: (list(MODEL_LABELS).index(key[0]), key[1], key[2]),
-    )
     found: list[TracingComparison] = []
-    for model, rows, connections in keys:
+    for model, rows, connections in _cases(points, SERVICE_TRACED):
         off = _by_round(points, SERVICE, model, rows, connections)
         on = _by_round(points, SERVICE_TRACED, model, rows, connections)
         if not off:

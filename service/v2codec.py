@@ -190,19 +190,28 @@ def _decode_tensor(index: int, item: object, binary: bytes, offset: int) -> tupl
         )
     shape = _shape(name, item.get("shape"))
     size = math.prod(shape)
-    parameters = item.get("parameters")
-    binary_size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+    binary_size = _binary_size(item)
     if binary_size is not None:
         values, offset = _from_binary(name, dtype, size, binary_size, binary, offset)
     else:
-        if "data" not in item:
-            raise InvalidInputError(f"Input '{name}' has no \"data\".")
-        values = _from_json(name, datatype, shape, size, item["data"])
+        values = _from_json(name, datatype, shape, size, _json_data(name, item))
     if datatype == "FP32":
         # An FP32 tensor holds float32 values: round as a float32 server would have stored them.
         with np.errstate(over="ignore"):
             values = values.astype(np.float32).astype(np.float64)
     return _Tensor(name, shape, values), offset
+
+
+def _binary_size(item: dict[str, Any]) -> object:
+    """The tensor's ``binary_data_size`` parameter: set when its data follows the JSON header."""
+    parameters = item.get("parameters")
+    return parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+
+
+def _json_data(name: str, item: dict[str, Any]) -> object:
+    if "data" not in item:
+        raise InvalidInputError(f"Input '{name}' has no \"data\".")
+    return item["data"]
 
 
 def _shape(name: str, raw: object) -> tuple[int, ...]:
@@ -402,14 +411,11 @@ def _column(
             f"Input '{name}' is one feature and must have shape [N], got {list(shape)}."
         )
     size = shape[0]
-    parameters = item.get("parameters")
-    binary_size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+    binary_size = _binary_size(item)
     if binary_size is not None:
         values, offset = _column_from_binary(feature, datatype, size, binary_size, binary, offset)
     else:
-        if "data" not in item:
-            raise InvalidInputError(f"Input '{name}' has no \"data\".")
-        values = _column_from_json(name, datatype, shape, item["data"])
+        values = _column_from_json(name, datatype, shape, _json_data(name, item))
     if datatype == "FP32":
         # An FP32 tensor holds float32 values: round as a float32 server would have stored them.
         with np.errstate(over="ignore"):

@@ -158,11 +158,19 @@ async def test_unknown_docs_asset(client: Client) -> None:
 def _live_server(
     demo_store_template: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    root = tmp_path_factory.mktemp("openapi") / "model_store"
-    shutil.copytree(demo_store_template, root)
-    logs = tmp_path_factory.mktemp("openapi-logs")
+    yield from _serve_demo_store(demo_store_template, tmp_path_factory, default_model="iris")
+
+
+def _serve_demo_store(
+    template: Path, tmp_path_factory: pytest.TempPathFactory, *, default_model: str
+) -> Iterator[ServerProcess]:
+    root = tmp_path_factory.mktemp(f"openapi-{default_model}") / "model_store"
+    shutil.copytree(template, root)
+    logs = tmp_path_factory.mktemp(f"openapi-{default_model}-logs")
     # No PREDICTION_ADMIN_TOKEN: the repository routes answer 403, a documented response.
-    with serve_process(logs, "--model-store", str(root), "--default-model", "iris") as server:
+    with serve_process(
+        logs, "--model-store", str(root), "--default-model", default_model
+    ) as server:
         yield server
 
 
@@ -218,11 +226,7 @@ def test_api_keeps_to_its_document(
 def _loans_server(
     demo_store_template: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    root = tmp_path_factory.mktemp("openapi-loans") / "model_store"
-    shutil.copytree(demo_store_template, root)
-    logs = tmp_path_factory.mktemp("openapi-loans-logs")
-    with serve_process(logs, "--model-store", str(root), "--default-model", "loans") as server:
-        yield server
+    yield from _serve_demo_store(demo_store_template, tmp_path_factory, default_model="loans")
 
 
 @schema.include(tag="Flask-compatible").parametrize()
