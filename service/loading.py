@@ -305,13 +305,13 @@ class ModelLoader:
         model = artifact.model
         if manifest.features is None:
             engine = select_engine(model, manifest, self._settings)
-            can_inline = bounded(model)
+            threads_because = None if bounded(model) else "not only scikit-learn's own code"
         else:
             # The engines take float64 matrices; a table model takes a DataFrame per batch,
             # whose building plus a ColumnTransformer costs more than a thread hand-off.
             outputs = table_outputs(model, manifest.features, manifest.outputs)
             engine = Engine(ENGINE_SKLEARN, outputs, "a table model")
-            can_inline = False
+            threads_because = "a table model"
             log.info(
                 "model %s version %d: engine %s (a table model: one DataFrame per batch)",
                 manifest.name,
@@ -325,7 +325,7 @@ class ModelLoader:
         for output in OUTPUTS:
             if output not in manifest.outputs:
                 continue
-            inline = self._inline_limit(engine.outputs[output], manifest, output, can_inline)
+            inline = self._inline_limit(engine.outputs[output], manifest, output, threads_because)
             observer = self._observer_factory(manifest, output) if self._observer_factory else None
             tracer = None
             if self._tracing is not None:
@@ -350,15 +350,15 @@ class ModelLoader:
         call: Callable[[NDArray[Any]], Any],
         manifest: Manifest,
         output: Output,
-        can_inline: bool,
+        threads_because: str | None,
     ) -> InlineLimit:
-        """How many rows a batch of ``output`` may have to run on the loop; logs the outcome."""
+        """How many rows a batch of ``output`` may have to run on the loop; logs the outcome.
+
+        ``threads_because`` says why the model may never run on the loop; None lets it.
+        """
         label = f"model {manifest.name} version {manifest.version} {output}"
-        if manifest.features is not None:
-            log.info("%s: calls run in worker threads (a table model)", label)
-            return InlineLimit(0, 0.0, 0.0)
-        if not can_inline:
-            log.info("%s: calls run in worker threads (not only scikit-learn's own code)", label)
+        if threads_because is not None:
+            log.info("%s: calls run in worker threads (%s)", label, threads_because)
             return InlineLimit(0, 0.0, 0.0)
         handoff_s = measure_handoff_s()
         limit = inline_limit(call, manifest.n_features, self._settings.max_batch_rows, handoff_s)
