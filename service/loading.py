@@ -38,10 +38,10 @@ from service.batching import MicroBatcher
 from service.engines import ENGINE_SKLEARN
 from service.engines import Engine
 from service.engines import select_engine
+from service.engines.inline import LOOP_STALL_BUDGET_S
 from service.engines.inline import InlineLimit
 from service.engines.inline import bounded
 from service.engines.inline import inline_limit
-from service.engines.inline import measure_handoff_s
 from service.errors import InvalidInputError
 from service.settings import Settings
 from service.store import ARTIFACT_FILES
@@ -308,7 +308,7 @@ class ModelLoader:
             threads_because = None if bounded(model) else "not only scikit-learn's own code"
         else:
             # The engines take float64 matrices; a table model takes a DataFrame per batch,
-            # whose building plus a ColumnTransformer costs more than a thread hand-off.
+            # whose building plus a ColumnTransformer costs more than the loop's stall budget.
             outputs = table_outputs(model, manifest.features, manifest.outputs)
             engine = Engine(ENGINE_SKLEARN, outputs, "a table model")
             threads_because = "a table model"
@@ -359,27 +359,27 @@ class ModelLoader:
         label = f"model {manifest.name} version {manifest.version} {output}"
         if threads_because is not None:
             log.info("%s: calls run in worker threads (%s)", label, threads_because)
-            return InlineLimit(0, 0.0, 0.0)
-        handoff_s = measure_handoff_s()
-        limit = inline_limit(call, manifest.n_features, self._settings.max_batch_rows, handoff_s)
+            return InlineLimit(0, 0.0)
+        limit = inline_limit(call, manifest.n_features, self._settings.max_batch_rows)
+        budget_us = LOOP_STALL_BUDGET_S * 1e6
         if not limit.call_s:
             log.info("%s: calls run in worker threads (an all-zero row was refused)", label)
         elif limit.rows:
             log.info(
-                "%s: batches of up to %d rows run inline (%.0f us a call; a thread hand-off "
-                "costs %.0f us)",
+                "%s: batches of up to %d rows run inline (%.0f us a call; the loop's budget is "
+                "%.0f us)",
                 label,
                 limit.rows,
                 limit.call_s * 1e6,
-                handoff_s * 1e6,
+                budget_us,
             )
         else:
             log.info(
-                "%s: calls run in worker threads (%.0f us for one row; a thread hand-off "
-                "costs %.0f us)",
+                "%s: calls run in worker threads (%.0f us for one row; the loop's budget is "
+                "%.0f us)",
                 label,
                 limit.call_s * 1e6,
-                handoff_s * 1e6,
+                budget_us,
             )
         return limit
 

@@ -12,18 +12,21 @@ ends; off, ``span`` stays ``None`` and nothing else changes.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from collections.abc import Awaitable
 from collections.abc import Callable
 from dataclasses import dataclass
+from random import getrandbits
 from typing import TYPE_CHECKING
 from typing import Protocol
 
 from quart import g
 
 from service.http.state import AppState
+from service.logs import ACCESS_LOGGER
+from service.logs import direct_json_handler
+from service.logs import json_info_line
 
 if TYPE_CHECKING:  # only a process that traces imports OpenTelemetry (service.tracing)
     from service.tracing import RequestSpan
@@ -40,7 +43,6 @@ __all__ = [
     "request_id_from",
 ]
 
-ACCESS_LOGGER = "service.access"
 access_log = logging.getLogger(ACCESS_LOGGER)
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -101,12 +103,20 @@ def request_id_from(sent: str | None) -> str:
 
 
 def new_request_id() -> str:
-    """``uuid.uuid4().hex`` without building a UUID: the same 122 random bits and version and
-    variant bits, in 1.7 us instead of 4.7 (measured on the bench machine)."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    return raw.hex()
+    """A random version-4 UUID as 32 hex digits, as ``uuid.uuid4().hex`` formats one.
+
+    The bits come from ``random`` (seeded from ``os.urandom``, reseeded in forked children), not
+    from ``os.urandom`` per call: a request id names a request, it guards nothing, and the
+    system call per request showed as 8% of the prediction path's samples under load (py-spy,
+    64 concurrent requests in process), though it times at 0.54 us against 0.39 alone.
+    """
+    bits = getrandbits(128) & _UUID4_CLEAR | _UUID4_SET
+    return f"{bits:032x}"
+
+
+# uuid.UUID(version=4): the variant bits (10) and the version nibble (4).
+_UUID4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_UUID4_SET = (0x8000 << 48) | (4 << 76)
 
 
 def finish(state: AppState, exchange: Exchange, status: int) -> None:
@@ -130,6 +140,11 @@ def finish(state: AppState, exchange: Exchange, status: int) -> None:
         if span is not None:
             # The same id as in the trace backend, so a log line leads to its trace.
             extra["trace_id"] = span.trace_id
+        handler = direct_json_handler(access_log)
+        if handler is not None:
+            message = f"{exchange.method} {exchange.route} {status}"
+            handler.write_line(json_info_line(ACCESS_LOGGER, message, extra))
+            return
         # makeRecord + handle is what Logger.info does, minus the caller lookup (a stack walk
         # for a file and line no formatter of ours prints).
         access_log.handle(

@@ -1,4 +1,4 @@
-"""Which batches run on the event loop: bounded models whose measured call beats a hand-off."""
+"""Which batches run on the event loop: bounded models whose measured call fits the budget."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.preprocessing import StandardScaler
 
+from service.engines.inline import LOOP_STALL_BUDGET_S
 from service.engines.inline import bounded
 from service.engines.inline import inline_limit
-from service.engines.inline import measure_handoff_s
 from tests.fakes import SumModel
 
 US = 1e-6
@@ -61,8 +61,8 @@ def test_step_holding_a_user_function_is_not_bounded() -> None:
     assert not bounded(model)
 
 
-def test_limit_is_the_largest_doubling_below_the_hand_off() -> None:
-    """With calls at 10 us a row and a 45 us hand-off, batches of up to 4 rows run inline."""
+def test_limit_is_the_largest_doubling_within_the_budget() -> None:
+    """With calls at 10 us a row and a 45 us budget, batches of up to 4 rows run inline."""
     clock = FakeClock(10 * US)
 
     limit = inline_limit(clock.call, 3, 64, 45 * US, clock=clock)
@@ -82,8 +82,8 @@ def test_limit_stops_at_max_rows_even_when_not_a_power_of_two() -> None:
     assert [1, 2, 4, 8, 16, 32, 48] == sorted(set(clock.sizes))
 
 
-def test_call_slower_than_the_hand_off_runs_in_threads() -> None:
-    """A model slower than a hand-off on one row gets limit 0, with its one-row time."""
+def test_call_over_the_budget_runs_in_threads() -> None:
+    """A model over the budget on one row gets limit 0, with its one-row time."""
     clock = FakeClock(100 * US)
 
     limit = inline_limit(clock.call, 3, 64, 45 * US, clock=clock)
@@ -103,9 +103,11 @@ def test_refused_zero_rows_run_in_threads() -> None:
     assert (0, 0.0) == (limit.rows, limit.call_s)
 
 
-def test_handoff_is_measured_once_per_process() -> None:
-    """The hand-off cost is a positive duration, measured on first use and reused."""
-    first = measure_handoff_s()
+def test_default_budget_is_the_loop_stall_budget() -> None:
+    """Without a budget, a call at 1 us a row fits up to the budget's row count, no further."""
+    clock = FakeClock(1 * US)
 
-    assert first > 0
-    assert first == measure_handoff_s()
+    limit = inline_limit(clock.call, 3, 4096, clock=clock)
+
+    assert 256 == limit.rows
+    assert limit.call_s <= LOOP_STALL_BUDGET_S

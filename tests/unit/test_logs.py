@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from service.logs import ConsoleFormatter
+from service.logs import IterationBufferedHandler
 from service.logs import JsonFormatter
+from service.logs import direct_json_handler
+from service.logs import json_info_line
 from service.logs import resolve_format
 from service.settings import Settings
 from service.summary import changed_settings
@@ -141,3 +147,132 @@ def test_changed_settings_hide_secrets_and_skip_defaults() -> None:
 def test_server_url(host: str, url: str) -> None:
     """IPv6 hosts are bracketed in URLs."""
     assert url == server_url(host, 5000)
+
+
+class WriteCountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def buffered_handler() -> tuple[IterationBufferedHandler, WriteCountingStream]:
+    stream = WriteCountingStream()
+    handler = IterationBufferedHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    return handler, stream
+
+
+async def next_iteration() -> None:
+    """Return once the loop has run every callback scheduled before this call (FIFO order)."""
+    reached: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_soon(reached.set_result, None)
+    await reached
+
+
+async def test_lines_logged_on_the_loop_are_written_together_in_its_next_iteration() -> None:
+    """Info lines logged within one loop iteration wait, then go out in one write, in order."""
+    handler, stream = buffered_handler()
+    handler.handle(record("service.access", "first"))
+    handler.handle(record("service.access", "second"))
+    waiting = stream.getvalue()
+
+    await next_iteration()
+
+    assert ("", "first\nsecond\n", 1) == (waiting, stream.getvalue(), stream.writes)
+
+
+async def test_a_warning_is_written_at_once_after_the_lines_waiting_before_it() -> None:
+    """A warning does not wait for the loop, and the lines logged before it still come first."""
+    handler, stream = buffered_handler()
+    handler.handle(record("service.access", "served"))
+    handler.handle(record("service.models", "refused", logging.WARNING))
+
+    assert "served\nrefused\n" == stream.getvalue()
+
+
+async def test_a_line_from_another_thread_is_written_at_once() -> None:
+    """A worker or loader thread's record is written by that thread: no loop would write it."""
+    handler, stream = buffered_handler()
+    thread = threading.Thread(target=handler.handle, args=(record("service.loading", "loaded"),))
+    thread.start()
+    thread.join()
+
+    assert "loaded\n" == stream.getvalue()
+
+
+def test_without_a_running_loop_lines_are_written_at_once() -> None:
+    """Outside an event loop (the supervisor, a CLI command) every line is written as logged."""
+    handler, stream = buffered_handler()
+    handler.handle(record("service", "serving"))
+
+    assert "serving\n" == stream.getvalue()
+
+
+async def test_flush_writes_the_waiting_lines() -> None:
+    """flush() (what logging.shutdown calls at exit) writes the lines waiting for the loop."""
+    handler, stream = buffered_handler()
+    handler.write_line("last words")
+    waiting = stream.getvalue()
+
+    handler.flush()
+
+    assert ("", "last words\n") == (waiting, stream.getvalue())
+
+
+def test_direct_json_line_reads_as_the_json_formatter_line() -> None:
+    """An access line written directly has the fields and values JsonFormatter gives a record."""
+    extra: dict[str, object] = {"request_id": "abc", "status": 200, "duration_ms": 1.5}
+    direct = json.loads(json_info_line("service.access", "POST /predict 200", extra))
+    access = record("service.access", "POST /predict 200", request_id="abc", status=200)
+    access.duration_ms = 1.5
+    formatted = json.loads(JsonFormatter().format(access))
+
+    assert {**formatted, "ts": None, "pid": None} == {**direct, "ts": None, "pid": None}
+
+
+@pytest.fixture
+def root_handlers() -> Iterator[list[logging.Handler]]:
+    """The root logger's handlers, put back as they were after the test."""
+    saved = logging.root.handlers[:]
+    try:
+        yield logging.root.handlers
+    finally:
+        logging.root.handlers[:] = saved
+
+
+def json_handler() -> IterationBufferedHandler:
+    handler = IterationBufferedHandler(io.StringIO())
+    handler.setFormatter(JsonFormatter())
+    return handler
+
+
+def test_direct_json_handler_is_the_only_json_handler(
+    root_handlers: list[logging.Handler],
+) -> None:
+    """With the service's JSON set-up untouched, access lines may skip building a record."""
+    handler = json_handler()
+    root_handlers[:] = [handler]
+
+    assert handler is direct_json_handler(logging.getLogger("service.access"))
+
+
+def test_no_direct_path_when_another_handler_sees_the_records(
+    root_handlers: list[logging.Handler],
+) -> None:
+    """A handler added by a user or a test harness gets real records: no direct path then."""
+    root_handlers[:] = [json_handler(), logging.NullHandler()]
+
+    assert direct_json_handler(logging.getLogger("service.access")) is None
+
+
+def test_no_direct_path_for_console_lines(root_handlers: list[logging.Handler]) -> None:
+    """Console lines are formatted from records; the direct path writes JSON only."""
+    handler = IterationBufferedHandler(io.StringIO())
+    handler.setFormatter(ConsoleFormatter())
+    root_handlers[:] = [handler]
+
+    assert direct_json_handler(logging.getLogger("service.access")) is None
