@@ -14,6 +14,7 @@ import pytest
 from quart import Quart
 
 from service.http import create_app
+from service.http import fastpath
 from service.http.fastpath import PredictionPath
 from service.http.state import get_state
 from service.settings import Settings
@@ -146,6 +147,21 @@ async def test_prediction_answered_with_request_id_and_model_headers(app: Quart)
         headers[b"content-type"],
     )
     assert len(headers[b"x-request-id"]) == 32
+
+
+async def test_hang_up_is_not_watched_for_until_watch_after(
+    app: Quart, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request answered within WATCH_AFTER_S of its body reads nothing more from the client."""
+    monkeypatch.setattr(fastpath, "WATCH_AFTER_S", 3600.0)
+    path = PredictionPath(not_quart, get_state(app), body_timeout_s=60)
+    body = orjson.dumps({"features": [SETOSA]})
+    # After the body, this client's receive() says it has gone.
+    exchange = Exchange([{"type": "http.request", "body": body, "more_body": False}])
+
+    await call(path, scope("/predict", len(body)), exchange)
+
+    assert (200, {"prediction": [0]}, 1) == (exchange.status, exchange.body, exchange.received)
 
 
 @pytest.mark.parametrize(
