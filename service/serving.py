@@ -1,8 +1,9 @@
 """One serving process: the app on Hypercorn over sockets bound by :mod:`service.server`.
 
 This is where the app (Quart, scikit-learn, numpy) is imported: in the only process with one
-worker, in each spawned worker with several. Only Hypercorn's public API is used: ``serve()``
-with the inherited sockets named as ``fd://`` binds.
+worker, in each spawned worker with several. The app runs on Hypercorn's ``serve()`` with the
+inherited sockets named as ``fd://`` binds, its connections served by
+:class:`service.connections.LeanTCPServer` where the Hypercorn release is one it extends.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from hypercorn.asyncio import serve
 
+from service import connections
 from service.engines import fit_thread_pools
 from service.http import create_app
 from service.http.state import get_state
@@ -73,6 +75,7 @@ async def _serve(
     # asyncio.eager_task_factory (3.12+) was tried: uvloop 0.23 on 3.13 refuses it at shutdown
     # (TypeError: unexpected keyword argument 'eager_start'), and uvloop is the faster loop.
     loop = asyncio.get_running_loop()
+    connections.install()
     config = hypercorn_config(settings)
     # Detached, so Hypercorn's socket object alone owns each descriptor and closes it once.
     config.bind = [f"fd://{sock.detach()}" for sock in sockets]
