@@ -11,11 +11,11 @@ Hypercorn runs one ``TCPServer`` per connection. For every request on a keep-ali
 :class:`LeanTCPServer` keeps Hypercorn's protocol code and changes only those two things: the
 data a connection is given within one event-loop iteration goes out in one write at the end of
 that iteration (at once from :data:`WRITE_NOW_BYTES`; Hypercorn's back-pressure applies as
-before), and one task per connection, started with it, closes it when it has
-been idle for the keep-alive time-out or the server shuts down while it is idle. Measured side by
-side on the bench's LogisticRegression at 64 connections (2 workers each, medians of 8
-alternating rounds, CPU of the whole process tree): 632 us of CPU per request with Hypercorn's
-server, 501 with this one; 2,856 and 3,755 req/s.
+before), and one task per connection, started with it, closes it when it has been idle for the
+keep-alive time-out or the server shuts down while it is idle. Measured side by side on the
+bench's LogisticRegression at 64 connections (2 workers each, medians of 8 alternating rounds,
+CPU of the whole process tree): 632 us of CPU per request with Hypercorn's server, 501 with this
+one; 2,856 and 3,755 req/s.
 
 It relies on Hypercorn's ``hypercorn.asyncio.tcp_server.TCPServer``, which is not public API, so
 :func:`install` checks the Hypercorn version and the members it overrides first, and leaves
@@ -104,7 +104,8 @@ class LeanTCPServer(TCPServer):
         try:
             self.write_out()
         except (ConnectionError, RuntimeError):
-            # As Hypercorn does when its own write fails: the connection is gone.
+            # As Hypercorn does when its own write fails: the connection is gone. The reference
+            # keeps the task alive until it is done (the loop holds tasks only weakly).
             self._closing = self.loop.create_task(self.protocol.handle(Closed()))
 
     async def _close(self) -> None:

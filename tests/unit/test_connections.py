@@ -6,8 +6,6 @@ import asyncio
 import importlib.metadata
 import socket
 from collections.abc import AsyncIterator
-from collections.abc import Awaitable
-from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -23,7 +21,6 @@ from service import connections
 from service.connections import WRITE_NOW_BYTES
 from service.connections import LeanTCPServer
 
-REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 # Long enough that no test meets it unless the test is about it.
 FOREVER_S = 3600.0
 # A bound on every wait, so a broken server fails a test instead of hanging it.
@@ -50,9 +47,6 @@ class RecordingWriter:
 
     async def wait_closed(self) -> None:
         pass
-
-    def get_extra_info(self, name: str) -> None:
-        return None
 
 
 def lean_server(writer: RecordingWriter) -> LeanTCPServer:
@@ -111,9 +105,6 @@ async def test_closing_writes_waiting_data_first() -> None:
     await next_iteration()
 
     assert ["write", "write_eof", "close"] == [call for call, _ in writer.calls]
-
-
-App = Callable[[Any, Any, Any], Awaitable[None]]
 
 
 async def hello(scope: Any, receive: Any, send: Any) -> None:
